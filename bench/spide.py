@@ -11,7 +11,7 @@
    fan-out), the paper's energy argument.
 
 Short check:  .venv/bin/python bench/spide.py --epochs 1 --limit 2000
-Full run:     .venv/bin/python bench/spide.py --epochs 10
+Full run:     .venv/bin/python bench/spide.py --epochs 12 --exact-epochs 1
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--loss-scale", type=lambda v: v if v == "auto" else float(v), default="auto",
                    help="per-sample loss scale of the spike backward, or 'auto' (dynamic)")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--schedule", choices=("constant", "cosine"), default="cosine",
+                   help="learning rate: constant, or cosine annealing to 0 over the run")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sim-samples", type=int, default=500, help="test samples run through the exported graph")
@@ -67,7 +69,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def train(data, args, backward: str, epochs: int) -> tuple[torch.nn.Module, dict]:
     model, history = train_spide(data, hidden=tuple(args.hidden), steps=args.steps, backward_steps=args.backward_steps,
                                  backward=backward, epochs=epochs, lr=args.lr, seed=args.seed,
-                                 loss_scale=args.loss_scale, batch_size=args.batch_size, progress=args.progress)
+                                 loss_scale=args.loss_scale, batch_size=args.batch_size, progress=args.progress,
+                                 schedule=args.schedule)
     times = history.epoch_seconds
     result = {"epochs": epochs, "test_accuracy": history.test_accuracy, "train_accuracy": history.train_accuracy,
               "loss": history.loss, "epoch_seconds": times,

@@ -188,6 +188,12 @@ from spikestack.sweep import add_sweep_arguments, run_sweep_command  # noqa: E40
 
 command("sweep", "accuracy, energy and latency over a dataset, on Dask")((add_sweep_arguments, run_sweep_command))
 
+from spikestack.cli_train import add_convert_arguments, add_train_arguments, run_convert, run_train  # noqa: E402
+
+command("train", "train an SNN (s3nn, noise-t1, hnsg, spide) or a ResNet ANN; export it")((add_train_arguments, run_train))
+command("convert", "convert a trained ResNet ANN (.pt) to an SNN with tuned thresholds; export it")(
+    (add_convert_arguments, run_convert))
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikestack", description=__doc__.splitlines()[0])

@@ -1,8 +1,12 @@
 """Jobs that call several stages in a row: the only package that does (ARCHITECTURE.md).
 
 `stages`: the single-stage jobs behind the CLI (info, run, map, energy, chips) and `predict`;
-`deployment`: `deploy`, any NIR file through every stage into one report; `demonstration`: `demo`.
+`deployment`: `deploy`, any NIR file through every stage into one report; `demonstration`: `demo`;
+`training`: `spikestack train <method>` and `convert`. `training` loads torch, so it is imported on
+first use (PEP 562): the other commands stay as fast to start as before.
 """
+
+from importlib import import_module
 
 from spikestack.pipeline.deployment import DEPLOY_BACKENDS, DeployInput, deploy, deploy_input, simulate_all
 from spikestack.pipeline.demonstration import demo
@@ -10,7 +14,18 @@ from spikestack.pipeline.stages import (
     BACKENDS, MODE_NAMES, chips, energy, info, load_input, load_program, map_graph, predict, run_program, save_run,
 )
 
+_LAZY = {name: "training" for name in (
+    "convert_command", "format_summary", "save_summary", "train_hnsg_command", "train_noise_t1_command",
+    "train_resnet_command", "train_s3nn_command", "train_spide_command")}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f"spikestack.pipeline.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'spikestack.pipeline' has no attribute {name!r}")
+
+
 __all__ = [
     "BACKENDS", "DEPLOY_BACKENDS", "MODE_NAMES", "DeployInput", "chips", "demo", "deploy", "deploy_input", "energy",
-    "info", "load_input", "load_program", "map_graph", "predict", "run_program", "save_run", "simulate_all",
+    "info", "load_input", "load_program", "map_graph", "predict", "run_program", "save_run", "simulate_all", *_LAZY,
 ]

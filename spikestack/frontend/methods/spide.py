@@ -167,7 +167,7 @@ def spide_predict(model: FeedbackSNN, x: torch.Tensor, steps: int) -> torch.Tens
 def train_spide(dataset: Dataset, hidden: int | Sequence[int] = 400, steps: int = 30, backward_steps: int = 100,
                 backward: str = "spide", epochs: int = 5, lr: float = 1e-3, seed: int = 0, *,
                 loss_scale: float | str = "auto", max_gain: float = 0.9, batch_size: int = 128, device: str = "cpu",
-                progress: bool = True) -> tuple[FeedbackSNN, History]:
+                progress: bool = True, schedule: str = "constant") -> tuple[FeedbackSNN, History]:
     """Train a feedback SNN with SPIDE; history.test_accuracy is the deployed accuracy at T=steps.
     model.stats holds the spike backward's cost (samples, ternary spikes, synaptic events)."""
     check_dataset(dataset)
@@ -189,7 +189,7 @@ def train_spide(dataset: Dataset, hidden: int | Sequence[int] = 400, steps: int 
     try:
         history = fit(model, dataset, lambda m, xb: spide_logits(m, xb, options),
                       lambda m, xb: spide_predict(m, xb, steps), epochs=epochs, batch_size=batch_size, lr=lr,
-                      seed=seed, device=device, progress=progress,
+                      seed=seed, device=device, progress=progress, schedule=schedule,
                       desc=f"SPIDE ({backward}, T={steps}, T_b={backward_steps})")
     finally:
         handle.remove()
@@ -244,13 +244,14 @@ def train_spide_command(dataset: str = "fashion-mnist", out: str | os.PathLike =
                         hidden: int | Sequence[int] = 400, steps: int = 30, backward_steps: int = 100,
                         backward: str = "spide", epochs: int = 5, lr: float = 1e-3, seed: int = 0,
                         loss_scale: float | str = "auto", max_gain: float = 0.9, batch_size: int = 128,
-                        limit: int | None = None, threads: int | None = None, progress: bool = True) -> dict:
+                        limit: int | None = None, threads: int | None = None, progress: bool = True,
+                        schedule: str = "constant") -> dict:
     """`spikestack train spide`: train, write `out` (model.nir), return a JSON-ready summary."""
     data = limit_dataset(load_dataset(dataset), limit)
     with torch_threads(threads):
         model, history = train_spide(data, hidden, steps, backward_steps, backward, epochs, lr, seed,
                                      loss_scale=loss_scale, max_gain=max_gain, batch_size=batch_size,
-                                     progress=progress)
+                                     progress=progress, schedule=schedule)
     path = export_spide(model, out, steps)
     return {"model": str(path), "method": METHOD, "backward": backward, "steps": steps,
             "backward_steps": backward_steps, "hidden": list(model.sizes), "epochs": epochs,

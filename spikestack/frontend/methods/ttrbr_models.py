@@ -127,7 +127,11 @@ def load_ann(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     try:
         blob = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # torch raises pickle, zip and runtime errors alike for a bad file
-        raise DataError(f"{path}: not a readable weights-only torch file ({str(exc).splitlines()[0][:120]})") from None
+        if "GLOBAL" in str(exc):  # the weights-only unpickler met a class or function: it would run code
+            raise DataError(f"{path}: refused by the weights-only loader, it holds Python objects beyond "
+                            "tensors and plain containers (write models with save_ann)") from None
+        raise DataError(f"{path}: not a readable weights-only torch file (damaged, truncated or not "
+                        f"written by torch.save: {type(exc).__name__})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise DataError(f"{path}: not a spikestack model file (expected format {FORMAT!r})")
     model = build_ann(blob.get("arch"))

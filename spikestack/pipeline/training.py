@@ -1,0 +1,206 @@
+"""The jobs behind `spikestack train <method>` and `spikestack convert`: train (or convert), evaluate,
+write the model file, return a JSON-ready summary (`format_summary` turns it into what the CLI prints).
+
+Each job only strings together the method's own functions in `frontend.methods`. An option passed as
+None is not passed on, so the method's own default applies and lives in one place. Everything a job
+can check cheaply (the output directory, the evaluation step counts) is checked before training, so
+a bad option fails in a second rather than after the last epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+from torch import nn
+
+from spikestack.errors import OptionsError
+from spikestack.frontend.data import Dataset, load_dataset
+from spikestack.frontend.methods import (
+    convert_file, evaluate_at_steps, evaluate_hnsg, evaluate_s3nn, export_hnsg, export_noise_t1, export_s3nn,
+    materialise_supermasks, snn_accuracy, train_hnsg, train_noise_t1, train_resnet, train_s3nn,
+)
+from spikestack.frontend.methods import spide
+from spikestack.frontend.methods.spide import limit_dataset
+from spikestack.frontend.neurons import check_steps
+from spikestack.frontend.train import History, torch_threads
+
+
+def _given(**options) -> dict:
+    """The options that were set: None means 'the method's default', which the method itself holds."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def prepare_output(path: str | os.PathLike) -> Path:
+    """Create the parent directory of an output file now, so a bad path fails before training."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OptionsError(f"{path}: cannot create its directory ({exc.strerror or exc})") from None
+    return path
+
+
+def load_training_data(dataset: str, flatten: bool = True, limit: int | None = None) -> Dataset:
+    """'digits', 'fashion-mnist' or an IDX directory, cut to its first `limit` train and test samples."""
+    return limit_dataset(load_dataset(dataset, flatten=flatten), limit)
+
+
+def _history(history: History) -> dict:
+    return {"epochs": len(history.loss), "loss": history.loss, "train_accuracy": history.train_accuracy,
+            "epoch_seconds": history.epoch_seconds}
+
+
+def train_s3nn_command(dataset: str, out: str | os.PathLike = "model.nir", *, arch: str = "mlp",
+                       surrogate: str = "s2nn", depth: int | None = None, width: int | None = None,
+                       epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
+                       seed: int = 0, limit: int | None = None, threads: int | None = None,
+                       progress: bool = True) -> dict:
+    """`spikestack train s3nn`: a single-step (T=1) network; accuracy and spikes per sample at T=1."""
+    out = prepare_output(out)
+    data = load_training_data(dataset, flatten=arch != "conv", limit=limit)  # the convnet wants (C, H, W)
+    with torch_threads(threads):
+        model, history = train_s3nn(data, arch, surrogate=surrogate, seed=seed, progress=progress,
+                                    **_given(depth=depth, width=width, epochs=epochs, lr=lr, batch_size=batch_size))
+        acc, spikes = evaluate_s3nn(model, data.x_test, data.y_test)
+    path = export_s3nn(model.cpu(), out, data.sample_shape)
+    return {"method": "s3nn", "model": str(path), "dataset": data.name, "arch": arch, "surrogate": surrogate,
+            "seed": seed, "steps": 1, "test_samples": len(data.x_test), "test_accuracy": acc,
+            "spikes_per_sample": spikes, **_history(history)}
+
+
+def train_noise_t1_command(dataset: str, out: str | os.PathLike = "model.nir", *, noise: str = "gaussian",
+                           noise_mean: float | None = None, noise_std: float | None = None,
+                           hidden: Sequence[int] | None = None, eval_steps: Sequence[int] = (1, 4, 8, 16, 32),
+                           epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
+                           seed: int = 0, limit: int | None = None, threads: int | None = None,
+                           progress: bool = True) -> dict:
+    """`spikestack train noise-t1`: train at T=1 with threshold noise; the converted accuracy at each T."""
+    steps = [check_steps(t) for t in eval_steps]
+    out = prepare_output(out)
+    data = load_training_data(dataset, limit=limit)
+    with torch_threads(threads):
+        model, history = train_noise_t1(data, noise=noise, seed=seed, progress=progress,
+                                        **_given(noise_mean=noise_mean, noise_std=noise_std, epochs=epochs, lr=lr,
+                                                 batch_size=batch_size, hidden=None if hidden is None else tuple(hidden)))
+        by_steps = {str(t): evaluate_at_steps(model, data.x_test, data.y_test, t) for t in steps}
+    path = export_noise_t1(model.cpu(), out, data.sample_shape)
+    return {"method": "noise_t1", "model": str(path), "dataset": data.name, "noise": noise, "seed": seed,
+            "hidden": [m.out_features for m in model if isinstance(m, nn.Linear)][:-1],
+            "test_samples": len(data.x_test), "test_accuracy": history.test_accuracy,
+            "accuracy_at_steps": by_steps, **_history(history)}
+
+
+def train_hnsg_command(dataset: str, out: str | os.PathLike = "model.nir", *, keep: float = 0.5,
+                       steps: int = 8, hidden: Sequence[int] | None = None, sign_term: bool = True,
+                       epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
+                       seed: int = 0, limit: int | None = None, threads: int | None = None,
+                       progress: bool = True) -> dict:
+    """`spikestack train hnsg`: learn masks over frozen random weights; accuracy and mean firing rate at T=steps."""
+    check_steps(steps)
+    if not 0.0 < keep <= 1.0:  # the layers check it too, but only once the dataset is loaded
+        raise OptionsError(f"keep is the fraction of weights kept per layer, in (0, 1]; got {keep!r}")
+    out = prepare_output(out)
+    data = load_training_data(dataset, limit=limit)
+    with torch_threads(threads):
+        model, history = train_hnsg(data, keep=keep, steps=steps, sign_term=sign_term, seed=seed, progress=progress,
+                                    **_given(epochs=epochs, lr=lr, batch_size=batch_size,
+                                             hidden=None if hidden is None else tuple(hidden)))
+        # Evaluate what is written: plain masked Linear layers, dropped weights exactly zero.
+        acc, rate = evaluate_hnsg(materialise_supermasks(model), data.x_test, data.y_test, steps)
+    path = export_hnsg(model.cpu(), out, data.sample_shape)
+    return {"method": "hnsg", "model": str(path), "dataset": data.name, "keep": keep, "steps": steps, "seed": seed,
+            "test_samples": len(data.x_test), "test_accuracy": acc, "firing_rate": rate, **_history(history)}
+
+
+def train_spide_command(dataset: str, out: str | os.PathLike = "model.nir", *, hidden: Sequence[int] | None = None,
+                        steps: int | None = None, backward_steps: int | None = None, backward: str | None = None,
+                        loss_scale: float | str | None = None, epochs: int | None = None, lr: float | None = None,
+                        batch_size: int | None = None, seed: int = 0, limit: int | None = None,
+                        threads: int | None = None, progress: bool = True, schedule: str | None = None) -> dict:
+    """`spikestack train spide`: the method's own `train_spide_command`, which already trains, exports
+    and summarises; this adds the output check and leaves unset options to the method."""
+    out = prepare_output(out)
+    summary = spide.train_spide_command(
+        dataset, out, seed=seed, progress=progress,
+        **_given(hidden=None if hidden is None else tuple(hidden), steps=steps, backward_steps=backward_steps,
+                 backward=backward, loss_scale=loss_scale, epochs=epochs, lr=lr, batch_size=batch_size, limit=limit,
+                 threads=threads, schedule=schedule))
+    return {**summary, "dataset": dataset, "seed": seed}
+
+
+def train_resnet_command(dataset: str, out: str | os.PathLike = "ann.pt", *, blocks: int | None = None,
+                         width: int | None = None, stages: int | None = None, epochs: int | None = None,
+                         lr: float | None = None, batch_size: int | None = None, seed: int = 0,
+                         limit: int | None = None, threads: int | None = None, progress: bool = True) -> dict:
+    """`spikestack train resnet`: the ReLU ResNet ANN for `convert`, written weights-only to `out` (.pt)."""
+    out = prepare_output(out)
+    data = load_training_data(dataset, flatten=False, limit=limit)
+    with torch_threads(threads):
+        _, arch, history = train_resnet(data, seed=seed, out=out, progress=progress,
+                                        **_given(blocks=blocks, width=width, stages=stages, epochs=epochs, lr=lr,
+                                                 batch_size=batch_size))
+    return {"method": "resnet", "model": str(out), "dataset": data.name, "arch": arch, "seed": seed,
+            "test_samples": len(data.x_test), "test_accuracy": history.test_accuracy, **_history(history)}
+
+
+def convert_command(model: str | os.PathLike, calib: str, out: str | os.PathLike = "model.nir", *,
+                    steps: int = 8, threshold: str = "search", restructure: bool = True, calib_size: int = 256,
+                    test_limit: int = 1000, threads: int | None = None) -> dict:
+    """`spikestack convert MODEL.pt`: ANN to IF network, thresholds tuned on `calib`'s first training
+    images; the SNN's accuracy at T=steps on the first `test_limit` test images (0: not measured)."""
+    check_steps(steps)
+    if isinstance(test_limit, bool) or not isinstance(test_limit, int) or test_limit < 0:
+        raise OptionsError(f"test_limit must be an integer >= 0, got {test_limit!r}")
+    if isinstance(calib_size, bool) or not isinstance(calib_size, int) or calib_size < 1:
+        raise OptionsError(f"calib_size must be a positive integer, got {calib_size!r}")
+    out = prepare_output(out)
+    data = load_dataset(calib, flatten=False)
+    with torch_threads(threads):
+        conversion = convert_file(model, data, steps, threshold, restructure, calib_size, out=out)
+        x, y = data.x_test[:test_limit], data.y_test[:test_limit]
+        acc = snn_accuracy(conversion.snn, x, y, steps)[steps] if test_limit else None
+    return {"method": "ttrbr", "model": str(out), "source": str(model), "dataset": data.name, "steps": steps,
+            "threshold": threshold, "restructured": conversion.restructured, "nodes": len(conversion.graph.nodes),
+            "thresholds": conversion.thresholds, "test_samples": len(x) if test_limit else 0, "test_accuracy": acc}
+
+
+def save_summary(summary: dict, path: str | os.PathLike) -> Path:
+    """Write a job's summary as JSON."""
+    path = prepare_output(path)
+    try:
+        path.write_text(json.dumps(summary, indent=2) + "\n")
+    except OSError as exc:
+        raise OptionsError(f"{path}: cannot write the summary ({exc.strerror or exc})") from None
+    return path
+
+
+def _percent(value: float | None) -> str:
+    return "not measured" if value is None else f"{100 * value:.2f}%"
+
+
+_HEADLINES = {  # method -> the summary's first line(s); every summary then names the file it wrote
+    "s3nn": lambda s: (f"S3NN {s['arch']} ({s['surrogate']} surrogate), T=1: test accuracy {_percent(s['test_accuracy'])}, "
+                       f"{s['spikes_per_sample']:.1f} spikes per sample"),
+    "noise_t1": lambda s: "\n".join([f"noise-T1 ({s['noise']} noise), trained at T=1; converted test accuracy:"]
+                                    + [f"  T={t:<4} {_percent(a)}" for t, a in s["accuracy_at_steps"].items()]),
+    "hnsg": lambda s: (f"HNSG keep={s['keep']}, T={s['steps']}: test accuracy {_percent(s['test_accuracy'])}, "
+                       f"mean firing rate {s['firing_rate']:.4f} spikes per neuron per step"),
+    "spide": lambda s: (f"SPIDE ({s['backward']} backward, T={s['steps']}, T_b={s['backward_steps']}, hidden "
+                        f"{s['hidden']}): test accuracy {_percent(s['test_accuracy'])}"
+                        + (f", {s['backward_per_sample']['spikes']:.0f} ternary backward spikes per training sample"
+                           if s.get("backward_per_sample") else "")),
+    "resnet": lambda s: (f"ResNet ANN ({s['arch']['blocks']} blocks, width {s['arch']['width']}): "
+                         f"test accuracy {_percent(s['test_accuracy'])}"),
+    "ttrbr": lambda s: (f"converted {s['source']} ({s['threshold']} thresholds, "
+                        f"{'restructured' if s['restructured'] else 'not restructured'}, {s['nodes']} nodes), "
+                        f"T={s['steps']}: SNN test accuracy {_percent(s['test_accuracy'])}"
+                        + (f" on the first {s['test_samples']} test samples" if s["test_samples"] else "")),
+}
+
+
+def format_summary(summary: dict) -> str:
+    """What `spikestack train`/`convert` print: accuracy, spikes or firing rate where relevant, the file."""
+    return f"{_HEADLINES[summary['method']](summary)}\nwrote {summary['model']}"
