@@ -18,15 +18,40 @@ from typing import Callable
 
 import numpy as np
 
-from spikestack.backends.lava.lower import LavaNode, LavaPlan
+from scipy.sparse import csr_matrix, diags
+
+from spikestack.backends.lava.plan import LavaNode, LavaPlan, write_traces
 from spikestack.backends.lava.processes import ProgramNeuron, Recorder, StateRecorder
-from spikestack.backends.lava.shim import LIF, Conv, DelayDense, Dense, Loihi2SimCfg, RunSteps, SourceRingBuffer, Sparse
+from spikestack.backends.lava.shim import (
+    LIF, Conv, DelayDense, DelaySparse, Dense, Loihi2SimCfg, RunSteps, SourceRingBuffer, Sparse,
+)
 
 CONNECTIONS = {"dense": Dense, "sparse": Sparse, "delay_dense": DelayDense, "conv": Conv}
 SELECT_TAGS = {"float": "floating_pt", "fixed": "fixed_pt"}
 # The state Vars of Lava's stock processes, set back to their `init` between samples.
-STOCK_STATE = {"dense": ("a_buff",), "sparse": ("a_buff",), "delay_dense": ("a_buff",), "conv": ("a_buf",),
-               "lif": ("u", "v")}
+STOCK_STATE = {"dense": ("a_buff",), "sparse": ("a_buff",), "delay_dense": ("a_buff",), "delay_sparse": ("a_buff",),
+               "relay": ("a_buff",), "conv": ("a_buf",), "lif": ("u", "v")}
+
+
+def _delay_sparse(params: dict, name: str):
+    """A DelaySparse from the plan's dense matrices. Its model reads delays as a scipy matrix (the
+    process does not convert them as it does the weights), with a delay only where a weight is."""
+    weights = csr_matrix(params["weights"])
+    delays = csr_matrix(np.where(params["weights"] != 0, params["delays"], 0).astype(np.int64))
+    rest = {k: v for k, v in params.items() if k not in ("weights", "delays")}
+    return DelaySparse(weights=weights, delays=delays, **rest, name=name)
+
+
+def _relay(params: dict, name: str):
+    """An identity connection that delivers each element params["steps"] (>= 1) late: a Sparse for
+    one step, else a DelaySparse (1 + delay steps). Built here from the steps alone: an n x n
+    identity need not travel in the job file."""
+    steps = np.asarray(params["steps"], dtype=np.int64)
+    identity = diags(np.ones(steps.size), format="csr")
+    if np.all(steps == 1):
+        return Sparse(weights=identity, num_message_bits=params["num_message_bits"], name=name)
+    delays = diags((steps - 1).astype(np.int64), format="csr", dtype=np.int64)
+    return DelaySparse(weights=identity, delays=delays, num_message_bits=params["num_message_bits"], name=name)
 
 
 class Network:
@@ -59,6 +84,8 @@ class Network:
             return SourceRingBuffer(data=stream)
         if node.kind in CONNECTIONS:
             return CONNECTIONS[node.kind](**node.params, name=node.name)
+        if node.kind in ("delay_sparse", "relay"):
+            return (_delay_sparse if node.kind == "delay_sparse" else _relay)(node.params, node.name)
         if node.kind == "lif":
             return LIF(**node.params, name=node.name)
         traces = {key: self._trace_file(node.name, key, node.params["shape"]) for key in sorted(node.record)}
@@ -89,10 +116,11 @@ class Network:
         return {key: np.load(path) for key, path in self.files.items()}
 
 
-def run_samples(plan: LavaPlan, samples: np.ndarray, trace_dir: Path, send: Callable[[tuple], None]) -> bool:
-    """Run each sample (B, *Lava input shape, n_steps) for plan.n_steps; send(("sample", b, traces))
-    after each. On an exception send(("error", one line)) first, then stop Lava (a runtime that
-    failed may hang in stop(): the parent's timeout ends it) and return False."""
+def run_samples(plan: LavaPlan, samples: np.ndarray, trace_dir: Path, send: Callable[[list], None]) -> bool:
+    """Run each sample (B, *Lava input shape, n_steps) for plan.n_steps; after each, write its traces
+    to an .npz file (plan.write_traces) and send(["sample", b, path]). On an exception send(["error",
+    one line]) first, then stop Lava (a runtime that failed may hang in stop(): the parent's timeout
+    ends it) and return False."""
     source = None
     try:
         net = Network(plan, samples, trace_dir)
@@ -102,10 +130,12 @@ def run_samples(plan: LavaPlan, samples: np.ndarray, trace_dir: Path, send: Call
             if b:
                 net.reset()
             source.run(condition=RunSteps(num_steps=plan.n_steps), run_cfg=config)
-            send(("sample", b, net.read()))
+            path = trace_dir / f"sample-{b}.npz"
+            write_traces(path, net.read())
+            send(["sample", b, str(path)])
         return True
     except Exception as exc:  # noqa: BLE001 - whatever Lava raises reaches the user as one line
-        send(("error", f"{type(exc).__name__}: {' '.join(str(exc).split())}"))
+        send(["error", f"{type(exc).__name__}: {' '.join(str(exc).split())}"])
         return False
     finally:
         if source is not None and source.runtime is not None:

@@ -11,8 +11,8 @@ which fails ("context has already been set").
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import re
 import signal
 import subprocess
@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from spikestack.backends.lava.lower import LavaPlan
+from spikestack.backends.lava.plan import LavaPlan, read_traces, write_job
 from spikestack.errors import SpikestackError
 
 CHILD_MODULE = "spikestack.backends.lava.worker"  # runs the job; the package never imports it
@@ -42,8 +42,8 @@ def run_in_child(plan: LavaPlan, samples: np.ndarray, timeout_s: float, on_sampl
     traces of each, {(Lava process, trace key): (n_steps, *shape)}. Calls on_sample(b) as each arrives."""
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="spikestack-lava-") as tmp:
-        job, log = Path(tmp) / "job.pkl", Path(tmp) / "child.log"
-        job.write_bytes(pickle.dumps((plan, samples), protocol=pickle.HIGHEST_PROTOCOL))
+        job, log = Path(tmp) / "job.npz", Path(tmp) / "child.log"
+        write_job(job, plan, samples)  # arrays and JSON: the child unpickles nothing from a file
         read_fd, write_fd = os.pipe()
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[3]),
                                                                          os.environ.get("PYTHONPATH")])))
@@ -59,7 +59,7 @@ def run_in_child(plan: LavaPlan, samples: np.ndarray, timeout_s: float, on_sampl
                 message = _next_message(conn, child, timeout_s, log)
                 if message[0] == "error":
                     raise LavaRunError(f"Lava run failed: {_process_error(log) or message[1]}")
-                results.append(message[2])
+                results.append(read_traces(Path(message[2])))
                 on_sample(message[1])
             _next_message(conn, child, timeout_s, log)  # "done": the runtime has stopped
             try:  # let it exit by itself: Lava cleans up its shared memory on the way out
@@ -72,14 +72,14 @@ def run_in_child(plan: LavaPlan, samples: np.ndarray, timeout_s: float, on_sampl
     return results
 
 
-def _next_message(conn: Connection, child: subprocess.Popen, timeout_s: float, log: Path) -> tuple:
+def _next_message(conn: Connection, child: subprocess.Popen, timeout_s: float, log: Path) -> list:
     deadline = time.monotonic() + timeout_s
     while not conn.poll(POLL_S):
         if time.monotonic() > deadline:
             raise LavaRunError(f"Lava made no progress for {timeout_s:g} s (a failing Lava process hangs the "
                                "runtime); its processes were stopped")
     try:
-        return conn.recv()
+        return json.loads(conn.recv_bytes().decode())  # JSON (worker.py): nothing unpickled either way
     except EOFError:
         child.wait()
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []

@@ -1,4 +1,4 @@
-"""`lower_program`: a Program becomes a `LavaPlan`, the Lava network described in plain numpy.
+"""`lower_program`: a Program becomes a `LavaPlan` (plan.py), the Lava network described in plain numpy.
 
 Every synapse operator becomes one Lava connection process (synapses.py), every neuron operator a
 stock LIF or a `ProgramNeuron` (neurons.py), the Input a ring buffer, and Flatten a reshape of a
@@ -7,72 +7,40 @@ Lava port. Nothing here imports Lava: build.py instantiates the plan in the chil
 Timing. Every Lava connection process delivers one step late (its output at step t is computed from
 its input at t - 1), so a neuron k synapse layers deep first hears of the input at step k. In "fixed"
 mode that is the behaviour to reproduce (the simulator's loihi mode delays every synapse op the same
-way), and the plan runs T steps as Lava would. In "float" mode the simulator delivers within the
-step, so each view records `valid_from`, the Lava step that carries the op's step-0 value; run.py runs
-T + max(valid_from) steps (the input padded with zeros) and reads each output from its valid_from on.
-A neuron stays frozen until its valid_from, so its leak, bias and initial potential start when its
-first input arrives. A recurrent (back) edge carries the Program's one-step delay; Lava's synapse on
-that edge provides exactly that step, so a loop through one synapse layer needs no correction. Paths
-that reach a node through different numbers of layers cannot be aligned and are refused.
+way, also where paths of different depth meet), and the plan runs T steps as Lava would. In "float"
+mode the simulator delivers within the step, so each view records `valid_from`, the Lava step that
+carries the op's step-0 value; run.py runs T + max(valid_from) steps (the input padded with zeros)
+and reads each output from its valid_from on. Inputs of one node that arrive at different steps
+(a residual block's shortcut and branch) are delayed to the latest of them (align.py). A neuron
+stays frozen until its inputs arrive, so its leak, bias and initial potential start then. A
+recurrent (back) edge carries the Program's one-step delay; Lava's synapse on that edge provides
+exactly that step, so a loop through one synapse layer needs no correction, and a loop through more
+is refused (its extra steps cannot be taken out).
 
 Delays. Lava delays spikes only inside a DelayDense, which delivers after 1 + d steps. A Delay op is
 therefore folded into the Affine, Linear or Scale next to it (before: per input column; after: per
 output row), whose DelayDense then takes exactly the one synapse step the op had anyway; in float
-mode a Delay with no such neighbour gets an identity DelayDense of its own (one more layer).
+mode a Delay with no such neighbour gets an identity relay of its own (one more layer).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from spikestack.backends.lava import neurons
+from spikestack.backends.lava.align import Aligner, relay
 from spikestack.backends.lava.layout import lava_layout, to_lava
-from spikestack.backends.lava.synapses import DENSE_LIKE, GRADED_BITS, SYNAPSES, diagonal
+from spikestack.backends.lava.plan import LavaNode, LavaPlan, View
+from spikestack.backends.lava.synapses import DENSE_LIKE, SYNAPSES
 from spikestack.errors import OptionsError, UnsupportedError
 from spikestack.ir.graph import NEURON_TYPES
 from spikestack.ir.program import Op, Program
 from spikestack.ir.quantise import QuantisedProgram
-from spikestack.ir.shapes import Shape
 
 MODES = ("float", "fixed")
 SUPPORTED_PRIMITIVES = frozenset({"Input", "Output", "Flatten", "Delay"} | set(SYNAPSES) | set(NEURON_TYPES))
-
-
-@dataclass(frozen=True)
-class View:
-    """A Program op's output on the Lava side: which port sends it, in which layout, from when."""
-
-    proc: str  # Lava process that sends it
-    port: str  # "s_out" (sources, neurons) or "a_out" (connections)
-    shape: Shape  # Lava shape (connections reshape the port when theirs differs)
-    order: np.ndarray  # NIR flat index of each Lava element
-    valid_from: int  # the Lava step that carries the op's step-0 value
-    graded: bool  # values other than 0/1
-    bias: np.ndarray | None = None  # a NIR bias (Lava layout) that the receiving neuron adds
-    delays: np.ndarray | None = None  # a Delay op's steps per element, for the next DelayDense to apply
-
-
-@dataclass
-class LavaNode:
-    name: str
-    kind: str  # "source" | "dense" | "sparse" | "delay_dense" | "conv" | "lif" | "neuron"
-    params: dict
-    inputs: list[View] = field(default_factory=list)
-    record: set[str] = field(default_factory=set)  # per-step traces to keep: "s", "v", "i", "out"
-    note: str = ""  # for a ProgramNeuron: why Lava's stock LIF would not compute the same
-
-
-@dataclass
-class LavaPlan:
-    mode: str
-    nodes: dict[str, LavaNode]
-    views: dict[str, View]  # per Program op
-    input: str
-    outputs: tuple[str, ...]
-    n_steps: int  # steps to run per sample
 
 
 class _Lowering:
@@ -85,6 +53,8 @@ class _Lowering:
         self.stock = {name for name, obstacle in self.obstacles.items() if obstacle is None}
         self.nodes: dict[str, LavaNode] = {}
         self.views: dict[str, View] = {}
+        self.inputs: dict[str, dict[str, View]] = {}  # per op, its forward sources' views as wired (aligned)
+        self.aligner = Aligner(program, self.nodes, self.views, self.consumers)
 
     def graded(self, name: str) -> bool:
         op = self.program.op(name)
@@ -94,12 +64,22 @@ class _Lowering:
             return self.graded(op.sources[0].name)
         return not (op.is_neuron and op.params.spiking)
 
-    def forward_views(self, op: Op) -> list[View]:
-        known = [self.views[s.name] for s in op.sources if s.delay == 0]
-        for v in known[1:]:
-            if v.shape != known[0].shape or not np.array_equal(v.order, known[0].order):
+    def forward_views(self, op: Op) -> tuple[list[View], int]:
+        """The views of op's forward sources as they will be wired (in float mode delayed to arrive
+        together, align.py), and the Lava step at which op's input port holds simulator step 0."""
+        known = [(s.name, self.views[s.name]) for s in op.sources if s.delay == 0]
+        for _, v in known[1:]:
+            if v.shape != known[0][1].shape or not np.array_equal(v.order, known[0][1].order):
                 raise UnsupportedError("inputs arrive in different Lava layouts", node=op.name)
-        return known
+        if self.mode == "float":
+            views, arrival = self.aligner.align(op, known)
+        else:  # Lava's own timing: what arrives when it arrives, as the simulator's loihi mode has it
+            if len(known) > 1 and any(v.delays is not None for _, v in known):
+                raise UnsupportedError("in fixed point a Delay cannot feed a synapse that sums it with other "
+                                       "inputs (its DelayDense would delay them all)", node=op.name)
+            views, arrival = [self.connected(op, src, v) for src, v in known], 0
+        self.inputs[op.name] = {src: v for (src, _), v in zip(known, views)}
+        return views, arrival
 
     def lower(self) -> None:
         for op in self.program.ops:
@@ -119,7 +99,8 @@ class _Lowering:
                 self.neuron(op)
 
     def synapse(self, op: Op) -> None:
-        v = self.forward_views(op)[0]
+        views, arrival = self.forward_views(op)
+        v = views[0]
         graded = len(op.sources) > 1 or any(self.graded(s.name) for s in op.sources)
         ints = self.q.synapses[op.name] if self.q is not None else None
         spec = SYNAPSES[op.kind](op, v.shape, v.order, graded, None, ints)
@@ -131,8 +112,9 @@ class _Lowering:
         if v.delays is not None:  # a Delay op right before: each input column waits its element's steps
             kind = "delay_dense"
             params = {**params, "delays": np.broadcast_to(v.delays, params["weights"].shape).astype(np.int64)}
+        valid_from = arrival + 1 if self.mode == "float" else v.valid_from + 1
         self.nodes[op.name] = LavaNode(op.name, kind, params)
-        self.views[op.name] = View(op.name, "a_out", spec.shape, spec.order, v.valid_from + 1, True, spec.bias)
+        self.views[op.name] = View(op.name, "a_out", spec.shape, spec.order, valid_from, True, spec.bias)
 
     def delay(self, op: Op) -> None:
         """Lava delays inside a DelayDense only (1 + d steps, the 1 being every synapse's latency)."""
@@ -148,19 +130,15 @@ class _Lowering:
             self.views[op.name] = v
         elif all(self.program.op(c).kind in DENSE_LIKE for c in self.consumers[op.name]):
             self.views[op.name] = dataclasses.replace(v, delays=d)
-        elif self.mode == "float":
-            weights = diagonal(op, v.shape, v.order, 1.0)
-            params = dict(weights=weights, delays=np.diag(d), num_message_bits=GRADED_BITS if v.graded else 0)
-            self.nodes[op.name] = LavaNode(op.name, "delay_dense", params, [v])
-            self.views[op.name] = View(op.name, "a_out", v.shape, v.order, v.valid_from + 1, v.graded)
+        elif self.mode == "float":  # an identity relay of its own: one synapse step plus the Delay's
+            self.views[op.name] = relay(self.nodes, op.name, v, 1, d)
         else:
             raise UnsupportedError("in fixed point a Delay must be next to an Affine, Linear or Scale, "
                                    "whose DelayDense applies it (the simulator's loihi mode adds no synapse step)", node=op.name)
 
     def neuron(self, op: Op) -> None:
-        fwd = self.forward_views(op)
+        fwd, start = self.forward_views(op)
         v = fwd[0]
-        start = max(f.valid_from + (f.port == "s_out") for f in fwd) if self.mode == "float" else 0
         if self.mode == "float":
             note = self.obstacles[op.name]
             params = neurons.custom_params(op, v.shape, v.order, start) if note else neurons.stock_lif_params(op, v.shape)
@@ -174,20 +152,22 @@ class _Lowering:
         self.views[op.name] = View(op.name, "s_out", v.shape, v.order, start, not op.params.spiking)
 
     def connect(self) -> None:
-        """Wire every Program edge into a connection or a neuron; check float-mode alignment."""
+        """Wire every Program edge into a connection or a neuron; check float-mode loops."""
         for op in self.program.ops:
             if op.kind not in SYNAPSES and not op.is_neuron:
                 continue
             expected = self.views[op.name].valid_from - (op.kind in SYNAPSES)
             for src in op.sources:
-                v = self.views[src.name]
-                if op.is_neuron and v.port == "s_out":
-                    v = self.identity(op, src.name, v)
-                if self.mode == "float" and v.valid_from - src.delay != expected:
-                    raise UnsupportedError(
-                        f"inputs reach this node through different numbers of Lava synapse layers ('{src.name}' "
-                        f"arrives at step {v.valid_from - src.delay}, others at {expected}): Lava's one-step "
-                        "synapse latency cannot be aligned with float mode here", node=op.name)
+                if src.delay == 0:
+                    v = self.inputs[op.name][src.name]
+                else:  # a back edge: its source comes later in the Program, so it is wired only now
+                    v = self.connected(op, src.name, self.views[src.name])
+                    if self.mode == "float" and v.valid_from - src.delay != expected:
+                        raise UnsupportedError(
+                            f"the loop back from '{src.name}' arrives at Lava step {v.valid_from - src.delay}, "
+                            f"{v.valid_from - src.delay - expected} after this node's other inputs: every Lava synapse "
+                            "layer in a loop adds a step that float mode cannot take out (the simulator closes a loop "
+                            "in one step)", node=op.name)
                 if v.bias is not None:
                     if self.nodes[op.name].kind != "neuron":
                         raise UnsupportedError(f"the bias of '{src.name}' must feed a ProgramNeuron directly on Lava", node=op.name)
@@ -197,14 +177,13 @@ class _Lowering:
                     self.nodes[op.name].params["biases"] += ((v.bias, first),)
                 self.nodes[op.name].inputs.append(v)
 
-    def identity(self, op: Op, src: str, v: View) -> View:
-        """Spikes straight into a neuron: Lava needs a connection process in between."""
+    def connected(self, op: Op, src: str, v: View) -> View:
+        """Spikes straight into a neuron: Lava needs a connection process in between (float: a relay)."""
+        if not (op.is_neuron and v.port == "s_out"):
+            return v
         if self.mode == "fixed":
             raise UnsupportedError(f"input from '{src}' has no synapse op, which Lava needs in fixed point", node=op.name)
-        name = f"{op.name}.from.{src}"
-        params = dict(weights=np.eye(int(np.prod(v.shape))), num_message_bits=GRADED_BITS if v.graded else 0)
-        self.nodes[name] = LavaNode(name, "sparse", params, [v])
-        return dataclasses.replace(v, proc=name, port="a_out", valid_from=v.valid_from + 1, graded=True)
+        return relay(self.nodes, self.aligner.relay_name(op, src), v, 1)
 
     def mark_records(self, record: tuple[str, ...], count: bool) -> None:
         read = set(self.program.outputs) | {n for n in record if not self.program.op(n).is_neuron}
@@ -258,7 +237,8 @@ def lower_program(program: Program, mode: str, n_steps: int, record: tuple[str, 
     lowering.mark_records(tuple(record), count)
     read = set(program.outputs) | set(record) | ({op.name for op in program.ops} if count else set())
     extra = max(lowering.views[n].valid_from for n in read) if mode == "float" else 0
-    plan = LavaPlan(mode, lowering.nodes, lowering.views, program.inputs[0], tuple(program.outputs), n_steps + extra)
+    plan = LavaPlan(mode, lowering.nodes, lowering.views, program.inputs[0], tuple(program.outputs), n_steps + extra,
+                    lowering.aligner.alignment)
     for node in plan.nodes.values():
         if node.kind == "neuron":  # its step counter restarts with every sample
             node.params["n_steps"] = plan.n_steps

@@ -24,7 +24,8 @@ from tqdm import tqdm
 from spikestack.backends.lava.child import run_in_child
 from spikestack.backends.lava.counting import count_run
 from spikestack.backends.lava.layout import from_lava
-from spikestack.backends.lava.lower import LavaPlan, lower_program, trace_key, trace_keys
+from spikestack.backends.lava.lower import lower_program, trace_key, trace_keys
+from spikestack.backends.lava.plan import LavaPlan
 from spikestack.errors import BackendUnavailableError, DataError, OptionsError, UnsupportedError
 from spikestack.ir.program import Program
 from spikestack.ir.quantise import QuantisedProgram, quantise_program

@@ -27,7 +27,7 @@ try:
     from lava.proc.io.sink import RingBuffer as SinkRingBuffer
     from lava.proc.io.source import RingBuffer as SourceRingBuffer
     from lava.proc.lif.process import LIF
-    from lava.proc.sparse.process import Sparse
+    from lava.proc.sparse.process import DelaySparse, Sparse
 
     HAS_LAVA = True
 except Exception as exc:  # noqa: BLE001 - on 3.11 lava breaks with TypeErrors, not only ImportErrors

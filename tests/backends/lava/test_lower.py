@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lava_nets import chain, io, lif, lower_file, lower_nodes
+from lava_nets import chain, io, lif, lower_file, lower_nodes, residual_hand_graph
 from spikestack.backends.lava import SUPPORTED_PRIMITIVES
 from spikestack.backends.lava.layout import conv_kernel_to_lava, from_lava, lava_layout, to_lava, xy
 from spikestack.backends.lava.lower import lower_program
@@ -91,7 +91,35 @@ def test_float_mode_reads_each_output_after_its_synapse_layers(fixtures_dir):
     assert fixed.n_steps == 100  # fixed point keeps Lava's own timing
 
 
-def test_paths_of_different_depth_cannot_be_aligned_in_float_mode():
+def test_alignment_delays_every_shorter_path_to_the_longest():
+    """Counted by hand: fc3 reaches sum at Lava step 3 (fc1, fc2, fc3: one step each), skip at 2
+    (fc1, skip), lif1's spikes at 2 (fc1, then the connection Lava needs into a neuron), short at
+    1. So skip waits 1 step inside its own Dense (sum is its only consumer), lif1's spikes 1 step in
+    a relay of 2 (its connection's step plus the wait), short 2 steps in a relay (lif_short reads it
+    undelayed)."""
+    plan = lower_program(residual_hand_graph(), "float", 10)
+    assert plan.alignment == {"sum": {"skip": 1, "lif1": 1, "short": 2}}
+    assert plan.nodes["skip"].kind == "delay_dense"
+    assert np.all(plan.nodes["skip"].params["delays"] == 1)
+    assert plan.views["skip"].valid_from == 3  # read one step later: it sends one step later
+    for src in ("lif1", "short"):
+        relay = plan.nodes[f"sum.from.{src}"]
+        assert relay.kind == "relay" and relay.params["steps"].tolist() == [2, 2, 2]
+        assert relay.inputs[0].proc == src
+    assert [v.proc for v in plan.nodes["sum"].inputs] == ["fc3", "skip", "sum.from.lif1", "sum.from.short"]
+    assert {v.valid_from for v in plan.nodes["sum"].inputs} == {3}
+    assert plan.nodes["sum"].params["start"] == 3
+    assert plan.views["lif_short"].valid_from == 1 and plan.nodes["lif_short"].inputs[0].proc == "short"
+    assert plan.n_steps == 13
+
+
+def test_a_loop_through_several_synapse_layers_names_the_node():
+    with pytest.raises(UnsupportedError, match="node 'sum'.*loop back from 'back2' arrives at Lava step 4, 1 after"):
+        lower_program(residual_hand_graph(loop=True), "float", 10)
+
+
+def test_fixed_point_keeps_lavas_timing_where_paths_of_different_depth_meet():
+    """The simulator's loihi mode sums a skip connection as Lava delivers it (early): nothing to align."""
     inp, out = io([3])
     rng = np.random.default_rng(0)
     nodes = {"input": inp, "fc1": nir.Linear(weight=rng.normal(size=(3, 3))), "lif1": lif(3, 0.01, 1.0),
@@ -99,6 +127,6 @@ def test_paths_of_different_depth_cannot_be_aligned_in_float_mode():
              "lif2": lif(3, 0.01, 1.0), "output": out}
     edges = chain(["input", "fc1", "lif1", "fc2", "lif2", "output"]) + [("input", "skip"), ("skip", "lif2")]
     program = lower_nodes(nodes, edges, dt=1e-3)
-    with pytest.raises(UnsupportedError, match="node 'lif2'.*synapse layers"):
-        lower_program(program, "float", 10)
-    assert lower_program(program, "fixed", 10, qprog=quantise_program(program)[0]).n_steps == 10
+    fixed = lower_program(program, "fixed", 10, qprog=quantise_program(program)[0])
+    assert (fixed.n_steps, fixed.alignment, fixed.nodes["skip"].kind) == (10, {}, "dense")
+    assert lower_program(program, "float", 10).alignment == {"lif2": {"skip": 1}}
