@@ -28,10 +28,8 @@ from spikestack.frontend.export import export_nir, model_options
 from spikestack.frontend.methods import evaluate_hnsg, export_hnsg, materialise_supermasks, train_dense_lif, train_hnsg
 from spikestack.frontend.neurons import constant_input, predict
 from spikestack.frontend.train import torch_threads
-from spikestack.ir.lower import lower_graph
-from spikestack.ir.options import resolve_options
-from spikestack.ir.validate import load_graph
-from spikestack.simulators import simulate
+
+from deployed import lava_agreement, simulate_file  # bench/deployed.py, beside this script
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,6 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep", type=float, default=0.5)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3, help="HNSG (score) learning rate")
+    p.add_argument("--rate-penalty", type=float, default=0.0,
+                   help="weight of the mean firing rate in the HNSG loss (0: cross-entropy alone)")
     p.add_argument("--dense-lr", type=float, default=1e-3)
     p.add_argument("--sim-samples", type=int, default=500, help="test images run through the simulator")
     p.add_argument("--lava", type=int, default=0, help="test images spot-checked on Lava (0: skip)")
@@ -57,32 +57,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def simulated(path: Path, model, x: np.ndarray, y: np.ndarray, steps: int) -> dict:
     """Simulator accuracy, agreement with torch and operation counts per inference on x."""
-    graph = load_graph(path)
-    program = lower_graph(graph, resolve_options(graph.metadata))
-    last = program.neuron_ops[-1].name
-    run = simulate(program, np.broadcast_to(x, (steps, *x.shape)).copy(), record=[last])
-    counts, v = run.output.sum(axis=0), run.recordings[last]["v"][-1]
-    sim = np.where(counts == counts.max(axis=1, keepdims=True), v, -np.inf).argmax(axis=1)
+    program, sim, counts = simulate_file(path, x, steps)
     with torch.no_grad():
         ours = predict(model.run(constant_input(torch.as_tensor(x), steps))).numpy()
-    per = lambda metric: run.counts.total(metric) / len(x)  # noqa: E731
+    per = lambda metric: counts.total(metric) / len(x)  # noqa: E731
     return dict(accuracy=float((sim == y).mean()), torch_accuracy=float((ours == y).mean()),
                 agreement=float((sim == ours).mean()), synaptic_events=per("synaptic_events"),
                 effective_ops=per("effective_acs") + per("effective_macs"), dense_macs=per("dense_macs"),
                 program=program, predictions=sim)
-
-
-def lava_check(program, x: np.ndarray, steps: int, sim_predictions: np.ndarray) -> str:
-    from spikestack.backends.lava import lava_unavailable_reason, run_lava
-
-    reason = lava_unavailable_reason()
-    if reason is not None:
-        return f"skipped ({reason})"
-    last = program.neuron_ops[-1].name
-    run = run_lava(program, np.broadcast_to(x, (steps, *x.shape)).copy(), record=[last], progress=False)
-    counts, v = run.output.sum(axis=0), run.recordings[last]["v"][-1]
-    lava = np.where(counts == counts.max(axis=1, keepdims=True), v, -np.inf).argmax(axis=1)
-    return f"{int((lava == sim_predictions).sum())}/{len(x)} predictions equal to the simulator's"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("hnsg", "dense"):
                 start = time.perf_counter()
                 if name == "hnsg":
-                    model, history = train_hnsg(data, keep=args.keep, epochs=args.epochs, lr=args.lr, **common)
+                    model, history = train_hnsg(data, keep=args.keep, epochs=args.epochs, lr=args.lr,
+                                                rate_penalty=args.rate_penalty, **common)
                     paths[name] = export_hnsg(model, tmp / "hnsg.nir", data.sample_shape)
                     model = materialise_supermasks(model)
                 else:
@@ -117,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{sim['synaptic_events']:.0f} synaptic events, {sim['effective_ops']:.0f} effective ops, "
                       f"{sim['dense_macs']:.0f} dense MACs per inference", flush=True)
                 if args.lava:
-                    print(f"       Lava on {args.lava}: {lava_check(sim['program'], data.x_test[:args.lava], args.steps, sim['predictions'][:args.lava])}", flush=True)
+                    print(f"       Lava on {args.lava}: {lava_agreement(sim['program'], data.x_test[:args.lava], args.steps, sim['predictions'])}", flush=True)
     except SpikestackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

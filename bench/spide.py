@@ -23,7 +23,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -34,9 +33,8 @@ from spikestack.frontend.methods.spide_backward import (
     V_SCALE, exact_beta, implicit_gradients, saturation_mask, spike_beta,
 )
 from spikestack.frontend.train import torch_threads
-from spikestack.ir import load_graph, lower_graph, resolve_options
-from spikestack.pipeline import predict as program_predict
-from spikestack.simulators import simulate
+
+from deployed import simulate_file  # bench/deployed.py, beside this script
 
 TARGET = 0.88  # issue 8's floor for the spike backward
 PUBLISHED = {"IDE F400, T=5 (Fashion-MNIST)": 0.9007, "fidelity T_b=10/30/100": (0.976, 0.998, 0.9998)}
@@ -106,20 +104,16 @@ def deploy(model, data, args) -> dict:
     """Export, read back, lower, simulate T steps (float): agreement with torch and counts."""
     x = data.x_test[: args.sim_samples]
     with tempfile.TemporaryDirectory() as tmp:
-        graph = load_graph(export_spide(model, Path(tmp) / "model.nir", args.steps))
-    program = lower_graph(graph, resolve_options(graph.metadata))
-    run = simulate(program, np.broadcast_to(x, (args.steps, *x.shape)).copy(),
-                   record=[program.neuron_ops[-1].name])
-    ours = program_predict(run, program)
+        program, ours, counts = simulate_file(export_spide(model, Path(tmp) / "model.nir", args.steps), x, args.steps)
     with torch.no_grad():
         want = spide_predict(model, torch.as_tensor(x), args.steps).numpy()
-    per_node = {op.name: run.counts.per_node[op.name]["synaptic_events"].sum(axis=0).mean()
-                for op in program.ops if run.counts.per_node[op.name]["synaptic_events"].any()}
+    per_node = {op.name: counts.per_node[op.name]["synaptic_events"].sum(axis=0).mean()
+                for op in program.ops if counts.per_node[op.name]["synaptic_events"].any()}
     return {"samples": len(x), "agreement_with_torch": float((ours == want).mean()),
             "simulator_accuracy": float((ours == data.y_test[: len(x)]).mean()),
-            "synaptic_events_per_inference": float(run.counts.per_sample("synaptic_events").mean()),
+            "synaptic_events_per_inference": float(counts.per_sample("synaptic_events").mean()),
             "synaptic_events_per_node": {k: float(v) for k, v in per_node.items()},
-            "spikes_per_inference": float(run.counts.per_sample("spikes_out").mean())}
+            "spikes_per_inference": float(counts.per_sample("spikes_out").mean())}
 
 
 def main(argv: list[str] | None = None) -> int:

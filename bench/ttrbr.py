@@ -28,10 +28,8 @@ from spikestack.frontend.data import Dataset, load_dataset
 from spikestack.frontend.methods import convert_ann, load_ann, snn_accuracy, train_resnet
 from spikestack.frontend.neurons import constant_input, predict
 from spikestack.frontend.train import accuracy, torch_threads
-from spikestack.ir.lower import lower_graph
-from spikestack.ir.options import resolve_options
-from spikestack.ir.validate import load_graph
-from spikestack.simulators import simulate
+
+from deployed import lava_agreement, simulate_file  # bench/deployed.py, beside this script
 
 VARIANTS = {  # name -> (threshold kind, restructure, tuned for each T)
     "max": ("max", False, False),
@@ -55,6 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", default=None, help="convert this save_ann file instead of training")
     p.add_argument("--save", default=None, help="write the trained ANN here (save_ann format)")
     p.add_argument("--sim-samples", type=int, default=200)
+    p.add_argument("--lava", type=int, default=3, help="test images also run on Lava (float); 0 skips it")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None)
@@ -65,17 +64,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def simulated(conversion, x: np.ndarray, y: np.ndarray, steps: int) -> dict:
     """The exported graph on the simulator: accuracy, agreement with torch, synaptic events per inference."""
     path = conversion.export(Path(tempfile.mkdtemp(prefix="bench_ttrbr_")) / "snn.nir")
-    graph = load_graph(path)
-    program = lower_graph(graph, resolve_options(graph.metadata))
-    last = program.neuron_ops[-1].name
-    run = simulate(program, np.broadcast_to(x, (steps, *x.shape)).copy(), record=[last])
-    counts, v = run.output.sum(axis=0), run.recordings[last]["v"][-1]
-    sim = np.where(counts == counts.max(axis=1, keepdims=True), v, -np.inf).argmax(axis=1)
+    program, sim, counts = simulate_file(path, x, steps)
     with torch.no_grad():
         ours = predict(conversion.snn.run(constant_input(torch.as_tensor(x), steps))).numpy()
     return dict(accuracy=float((sim == y).mean()), torch_accuracy=float((ours == y).mean()),
-                agreement=float((sim == ours).mean()), synaptic_events=run.counts.total("synaptic_events") / len(x),
-                ops=len(program.ops))
+                agreement=float((sim == ours).mean()), synaptic_events=counts.total("synaptic_events") / len(x),
+                ops=len(program.ops), program=program, predictions=sim)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"simulator, {name} T=8 on {n}: accuracy {s['accuracy']:.4f} (torch {s['torch_accuracy']:.4f}, "
                       f"{100 * s['agreement']:.1f}% equal predictions), {s['synaptic_events']:.0f} synaptic events "
                       f"per inference, {s['ops']} ops", flush=True)
+                if args.lava:
+                    print(f"  Lava (float) on {args.lava}: "
+                          f"{lava_agreement(s['program'], data.x_test[:args.lava], 8, s['predictions'])}", flush=True)
     except SpikestackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -128,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         gap = 100 * (ann_acc - best)
         print(f"search+restructure at T=8: {gap:.2f} pt below the ANN (target <= 1: {'met' if gap <= 1 else 'NOT met'})")
     if args.json:
+        sims = {k: {f: v for f, v in s.items() if f not in ("program", "predictions")} for k, s in sims.items()}
         Path(args.json).write_text(json.dumps(dict(args=vars(args), ann_accuracy=ann_acc, snn_accuracy=table,
                                                    simulator=sims), indent=1))
     return 0

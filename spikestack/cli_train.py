@@ -54,6 +54,7 @@ def _hnsg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default 512)")
     p.add_argument("--sign-term", action=argparse.BooleanOptionalAction, default=True,
                    help="multiply the score gradient by sign(S) (default on; docs/hnsg_ttrbr.md)")
+    p.add_argument("--rate-penalty", type=float, help="weight of the mean firing rate in the loss (default 0)")
 
 
 def _loss_scale(text: str) -> float | str:

@@ -27,7 +27,8 @@ from spikestack.frontend.data import Dataset
 from spikestack.frontend.export import export_nir
 from spikestack.ir.options import LoweringOptions
 
-LogitsFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+# logits, or (logits, penalty): a scalar added to the cross-entropy (e.g. a firing-rate cost)
+LogitsFn = Callable[[nn.Module, torch.Tensor], "torch.Tensor | tuple[torch.Tensor, torch.Tensor]"]
 PredictFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 SCHEDULES = ("constant", "cosine")
 
@@ -151,8 +152,9 @@ def fit(model: nn.Module, dataset: Dataset, logits_fn: LogitsFn, predict_fn: Pre
         batches = tqdm(range(0, len(x), batch_size), desc=f"{desc} {epoch + 1}/{epochs}", leave=False, disable=not progress)
         for first in batches:
             idx = perm[first:first + batch_size]
-            logits = logits_fn(model, x[idx])
-            loss = F.cross_entropy(logits, y[idx])
+            out = logits_fn(model, x[idx])
+            logits, penalty = out if isinstance(out, tuple) else (out, 0.0)
+            loss = F.cross_entropy(logits, y[idx]) + penalty
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

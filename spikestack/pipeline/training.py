@@ -97,7 +97,7 @@ def train_hnsg_command(dataset: str, out: str | os.PathLike = "model.nir", *, ke
                        steps: int = 8, hidden: Sequence[int] | None = None, sign_term: bool = True,
                        epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
                        seed: int = 0, limit: int | None = None, threads: int | None = None,
-                       progress: bool = True) -> dict:
+                       progress: bool = True, rate_penalty: float | None = None) -> dict:
     """`spikestack train hnsg`: learn masks over frozen random weights; accuracy and mean firing rate at T=steps."""
     check_steps(steps)
     if not 0.0 < keep <= 1.0:  # the layers check it too, but only once the dataset is loaded
@@ -106,7 +106,7 @@ def train_hnsg_command(dataset: str, out: str | os.PathLike = "model.nir", *, ke
     data = load_training_data(dataset, limit=limit)
     with torch_threads(threads):
         model, history = train_hnsg(data, keep=keep, steps=steps, sign_term=sign_term, seed=seed, progress=progress,
-                                    **_given(epochs=epochs, lr=lr, batch_size=batch_size,
+                                    **_given(epochs=epochs, lr=lr, batch_size=batch_size, rate_penalty=rate_penalty,
                                              hidden=None if hidden is None else tuple(hidden)))
         # Evaluate what is written: plain masked Linear layers, dropped weights exactly zero.
         acc, rate = evaluate_hnsg(materialise_supermasks(model), data.x_test, data.y_test, steps)

@@ -120,3 +120,14 @@ def test_cli_entry_returns_exportable_model(digits, tmp_path):
 def test_bad_options_raise_one_line(kwargs):
     with pytest.raises(OptionsError):
         SupermaskLinear(4, 2, **kwargs)
+
+
+def test_rate_penalty_lowers_firing_and_keeps_learning(trained, digits):
+    # The same seed and schedule as `trained[True]`, plus the firing-rate cost in the loss.
+    with torch_threads(1):
+        penalised, _ = train_hnsg(digits, hidden=(128,), epochs=5, seed=0, rate_penalty=1.0, progress=False)
+    acc, rate = evaluate_hnsg(penalised, digits.x_test, digits.y_test, STEPS)
+    acc0, rate0 = evaluate_hnsg(trained[True], digits.x_test, digits.y_test, STEPS)
+    print(f"rate {rate0:.3f} -> {rate:.3f}, accuracy {acc0:.3f} -> {acc:.3f}")
+    assert rate < 0.8 * rate0
+    assert acc >= 0.7

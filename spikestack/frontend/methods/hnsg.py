@@ -131,25 +131,36 @@ def materialise_supermasks(model: SpikingSequential) -> SpikingSequential:
 
 
 def _train(model: SpikingSequential, dataset: Dataset, steps: int, epochs: int, seed: int, lr: float,
-           batch_size: int, device: str, progress: bool, desc: str) -> History:
+           batch_size: int, device: str, progress: bool, desc: str, rate_penalty: float = 0.0) -> History:
     check_steps(steps)
-    # Logits = output spike counts over T (surrogate gradients): what `predict` ranks at deployment.
-    return fit(model, dataset, lambda m, xb: m.run(constant_input(xb, steps)).counts,
-               lambda m, xb: predict(m.run(constant_input(xb, steps))), epochs=epochs, batch_size=batch_size,
-               lr=lr, seed=seed, device=device, progress=progress, desc=desc)
+    if not rate_penalty >= 0:
+        raise OptionsError(f"rate_penalty must be >= 0, got {rate_penalty!r}")
+    neurons = sum(math.prod(layer.shape) for layer in model.neuron_layers())
+
+    def logits(m: SpikingSequential, xb: torch.Tensor):
+        # Logits = output spike counts over T (surrogate gradients): what `predict` ranks at deployment.
+        readout = m.run(constant_input(xb, steps))
+        if not rate_penalty:
+            return readout.counts
+        # Cost on the mean firing rate (spikes per neuron per step), the activity the chip pays for.
+        return readout.counts, rate_penalty * readout.spikes.mean() / (neurons * steps)
+
+    return fit(model, dataset, logits, lambda m, xb: predict(m.run(constant_input(xb, steps))), epochs=epochs,
+               batch_size=batch_size, lr=lr, seed=seed, device=device, progress=progress, desc=desc)
 
 
 def train_hnsg(dataset: Dataset, hidden: Sequence[int] = (512,), keep: float = 0.5, steps: int = 8, epochs: int = 5,
                seed: int = 0, sign_term: bool = True, *, init: str = "signed_constant", tau: float = 2.0,
                threshold: float = 1.0, surrogate: str = "sigmoid", lr: float = 1e-2, batch_size: int = 64,
-               device: str = "cpu", progress: bool = True) -> tuple[SpikingSequential, History]:
-    """Learn only the masks of a random-weight LIF MLP; history.test_accuracy is at T = steps."""
+               device: str = "cpu", progress: bool = True, rate_penalty: float = 0.0) -> tuple[SpikingSequential, History]:
+    """Learn only the masks of a random-weight LIF MLP; history.test_accuracy is at T = steps.
+    rate_penalty: weight of the mean firing rate added to the loss (0: cross-entropy alone)."""
     check_dataset(dataset)
     seed_everything(seed)
     model = build_lif_mlp(dataset.sample_shape, hidden, dataset.num_classes, supermask=True, keep=keep,
                           sign_term=sign_term, init=init, tau=tau, threshold=threshold, spike_fn=surrogate)
     desc = f"HNSG keep={keep}{'' if sign_term else ' (no sign term)'}"
-    return model, _train(model, dataset, steps, epochs, seed, lr, batch_size, device, progress, desc)
+    return model, _train(model, dataset, steps, epochs, seed, lr, batch_size, device, progress, desc, rate_penalty)
 
 
 def train_dense_lif(dataset: Dataset, hidden: Sequence[int] = (512,), steps: int = 8, epochs: int = 5, seed: int = 0,

@@ -1,0 +1,42 @@
+"""What the training benches share: run an exported `.nir` on the simulator and on Lava and compare
+their decisions with the torch model's (issue 7's "same accuracy as in torch" lines).
+
+The decision rule is the deployed one (`spikestack.pipeline.predict`): most output spikes over T,
+ties to the higher final membrane, the same rule as `frontend.neurons.predict` in torch.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from spikestack.ir import Program, load_graph, lower_graph, resolve_options
+from spikestack.pipeline import predict
+from spikestack.simulators import simulate
+
+
+def constant_current(x: np.ndarray, steps: int) -> np.ndarray:
+    """(steps, B, *shape): the image as the same input current at every step."""
+    return np.ascontiguousarray(np.broadcast_to(x, (steps, *x.shape)))
+
+
+def simulate_file(path: str | os.PathLike, x: np.ndarray, steps: int) -> tuple[Program, np.ndarray, object]:
+    """Read back and lower an exported graph (its own metadata options), simulate it in float mode;
+    return (program, predicted classes, Counts)."""
+    graph = load_graph(path)
+    program = lower_graph(graph, resolve_options(graph.metadata))
+    run = simulate(program, constant_current(x, steps), record=[program.neuron_ops[-1].name])
+    return program, predict(run, program), run.counts
+
+
+def lava_agreement(program: Program, x: np.ndarray, steps: int, sim_predictions: np.ndarray) -> str:
+    """Lava float on the first len(x) samples: how many decisions equal the simulator's (one line)."""
+    from spikestack.backends.lava import lava_unavailable_reason, run_lava
+
+    reason = lava_unavailable_reason()
+    if reason is not None:
+        return f"skipped ({reason})"
+    run = run_lava(program, constant_current(x, steps), record=[program.neuron_ops[-1].name], progress=False)
+    same = int((predict(run, program) == sim_predictions[:len(x)]).sum())
+    return f"{same}/{len(x)} predictions equal to the simulator's"
