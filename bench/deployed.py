@@ -30,6 +30,24 @@ def simulate_file(path: str | os.PathLike, x: np.ndarray, steps: int) -> tuple[P
     return program, predict(run, program), run.counts
 
 
+def loihi_agreement(program: Program, x: np.ndarray, steps: int, calib: np.ndarray,
+                    float_predictions: np.ndarray) -> dict | None:
+    """The simulator's loihi mode (Lava's fixed-point arithmetic), headroom calibrated on a float run
+    of `calib` samples (as `spikestack deploy` does): agreement of its decisions with float mode.
+    None when x is graded: Loihi takes spikes or spike counts, not analogue currents."""
+    from spikestack.ir.quantise import headroom_from_run, quantise_program
+
+    if (x < 0).any() or (x != np.round(x)).any():
+        return None
+
+    record = [op.name for op in program.neuron_ops]
+    headroom = headroom_from_run(program, simulate(program, constant_current(calib, steps), record=record))
+    qprog, _ = quantise_program(program, headroom)
+    run = simulate(qprog, constant_current(x, steps), mode="loihi", record=[program.neuron_ops[-1].name])
+    ours = predict(run, program)
+    return {"predictions": ours, "agreement_with_float": float((ours == float_predictions).mean())}
+
+
 def lava_agreement(program: Program, x: np.ndarray, steps: int, sim_predictions: np.ndarray) -> str:
     """Lava float on the first len(x) samples: how many decisions equal the simulator's (one line)."""
     from spikestack.backends.lava import lava_unavailable_reason, run_lava

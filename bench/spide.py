@@ -34,7 +34,7 @@ from spikestack.frontend.methods.spide_backward import (
 )
 from spikestack.frontend.train import torch_threads
 
-from deployed import simulate_file  # bench/deployed.py, beside this script
+from deployed import lava_agreement, loihi_agreement, simulate_file  # bench/deployed.py, beside this script
 
 TARGET = 0.88  # issue 8's floor for the spike backward
 PUBLISHED = {"IDE F400, T=5 (Fashion-MNIST)": 0.9007, "fidelity T_b=10/30/100": (0.976, 0.998, 0.9998)}
@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sim-samples", type=int, default=500, help="test samples run through the exported graph")
+    p.add_argument("--lava", type=int, default=3, help="of those, samples also run on Lava (float); 0 skips it")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--json", default=None, help="also write the results to this file")
     p.add_argument("--progress", action="store_true", help="show tqdm progress bars")
@@ -109,7 +110,13 @@ def deploy(model, data, args) -> dict:
         want = spide_predict(model, torch.as_tensor(x), args.steps).numpy()
     per_node = {op.name: counts.per_node[op.name]["synaptic_events"].sum(axis=0).mean()
                 for op in program.ops if counts.per_node[op.name]["synaptic_events"].any()}
-    return {"samples": len(x), "agreement_with_torch": float((ours == want).mean()),
+    loihi = loihi_agreement(program, x, args.steps, data.x_train[: args.sim_samples], ours)
+    lava = lava_agreement(program, x[: args.lava], args.steps, ours) if args.lava else "skipped"
+    loihi_text = ("skipped (graded pixel currents; Loihi takes spike counts: tests/frontend/test_spide.py "
+                  "runs loihi mode on integer digits)" if loihi is None else
+                  f"agreement with float {loihi['agreement_with_float']:.3f}, "
+                  f"accuracy {float((loihi['predictions'] == data.y_test[: len(x)]).mean()):.4f}")
+    return {"samples": len(x), "agreement_with_torch": float((ours == want).mean()), "loihi": loihi_text, "lava": lava,
             "simulator_accuracy": float((ours == data.y_test[: len(x)]).mean()),
             "synaptic_events_per_inference": float(counts.per_sample("synaptic_events").mean()),
             "synaptic_events_per_node": {k: float(v) for k, v in per_node.items()},
@@ -134,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             results["deployed"] = dep = deploy(model, data, args)
             back = spike["backward_per_training_sample"]
             print(f"exported graph on the simulator ({dep['samples']} test samples): agreement with torch "
-                  f"{dep['agreement_with_torch']:.3f}, accuracy {dep['simulator_accuracy']:.4f}", flush=True)
+                  f"{dep['agreement_with_torch']:.3f}, accuracy {dep['simulator_accuracy']:.4f}; loihi mode: "
+                  f"{dep['loihi']}; Lava float on {args.lava}: {dep['lava']}", flush=True)
             print(f"synaptic events per inference (forward, T={args.steps}): "
                   f"{dep['synaptic_events_per_inference']:,.0f} "
                   f"({', '.join(f'{k} {v:,.0f}' for k, v in dep['synaptic_events_per_node'].items())}); "
