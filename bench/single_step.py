@@ -37,6 +37,7 @@ from spikestack.frontend.surrogates import SURROGATES
 from spikestack.frontend.train import torch_threads
 from spikestack.pipeline.stages import energy
 
+SECTIONS = ("noise", "energy", "bptt", "s3nn")
 ENERGY_CHIPS = ("loihi", "speck")
 ANN_BASELINE = "ann-45nm-fp32"
 
@@ -62,6 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for these sizes)")
+    p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS,
+                   help="which measurements to run (default: all)")
     p.add_argument("--json", default=None, help="also write the results to this file")
     p.add_argument("--progress", action="store_true", help="show tqdm progress bars")
     return p.parse_args(argv)
@@ -156,20 +159,26 @@ def main(argv: list[str] | None = None) -> int:
         common = dict(seed=args.seed, lr=args.lr, batch_size=args.batch_size, device=args.device, progress=args.progress)
         print(f"{data.name}: {len(data.x_train)} train / {len(data.x_test)} test, device {args.device}, "
               f"{args.threads} thread(s), {args.epochs} epoch(s)", flush=True)
+        results: dict = {"args": vars(args)}
         with torch_threads(args.threads):
-            noise, noise_model = noise_t1_section(data, args, common, tuple(args.hidden), args.epochs)
-            # The paper's own setting (BRIEF §6.1: digits, 64-256-10, 98.1% -> 90.3% without noise).
-            paper = (noise_t1_section(load_dataset("digits"), args, {**common, "lr": 3e-3}, (256,), args.paper_epochs)[0]
-                     if args.paper_epochs else None)
-            energies = energy_section(noise_model, data, args)
-            bptt = bptt_section(data, args, common)
-            s3nn = s3nn_section(data, args, common)
+            if "noise" in args.sections or "energy" in args.sections:
+                results["noise_t1"], noise_model = noise_t1_section(data, args, common, tuple(args.hidden), args.epochs)
+            if "noise" in args.sections and args.paper_epochs:
+                # The paper's own setting (BRIEF §6.1: digits, 64-256-10, 98.1% -> 90.3% without noise).
+                results["noise_t1_digits"] = noise_t1_section(load_dataset("digits"), args, {**common, "lr": 3e-3},
+                                                              (256,), args.paper_epochs)[0]
+            if "energy" in args.sections:
+                results["energy"] = energy_section(noise_model, data, args)
+            if "bptt" in args.sections:
+                results["bptt"] = bptt_section(data, args, common)
+            if "s3nn" in args.sections:
+                results["s3nn"] = s3nn_section(data, args, common)
     except SpikestackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(args=vars(args), noise_t1=noise, noise_t1_digits=paper, energy=energies, bptt=bptt, s3nn=s3nn), f, indent=1)
+            json.dump(results, f, indent=1)
     return 0
 
 
