@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from spikestack.energy.model import Budget
+from spikestack.energy.budget import Budget
 from spikestack.ir.run import Counts
 
 

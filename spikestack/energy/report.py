@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from spikestack.energy.budget import Budget
 from spikestack.energy.mapping import check_fit, map_to_cores
-from spikestack.energy.model import Budget, estimate, steps_and_batch
+from spikestack.energy.model import estimate
+from spikestack.energy.operands import steps_and_batch
 from spikestack.energy.profile import load_profile
 from spikestack.errors import ChipError, OptionsError
 from spikestack.ir.program import Program

@@ -141,6 +141,19 @@ def test_static_power_uses_dt(tmp_path):
     assert budget.energy_complete and not budget.unknown
 
 
+def test_static_power_over_a_lower_bound_latency_is_a_lower_bound(tmp_path):
+    data = yaml.safe_load(open(load_profile("loihi").path))
+    data["energy"]["p_static"] = {"value": 1.0, "unit": "mW", "source": "test", "kind": "assumed"}
+    del data["latency"]["t_neuron_active"]  # one latency term unknown: the latency is a lower bound
+    path = tmp_path / "loihi.yaml"
+    path.write_text(yaml.safe_dump(data))
+    profile = load_profile(path)
+    budget = estimate(counts_of(FEED_FORWARD), map_to_cores(program(recurrent=False), profile), profile)
+    assert not budget.latency_complete
+    assert budget.energy_terms["static"] == pytest.approx(1e-3 * budget.latency_s, rel=1e-12)
+    assert not budget.energy_complete
+
+
 def test_missing_constants_are_unknown_not_invented(fixtures_dir):
     prog = program(recurrent=False)
     truenorth = load_profile("truenorth")

@@ -1,0 +1,83 @@
+"""Placement on Speck: one layer per DYNAP-CNN core, where a core takes a layer when the layer's
+kernel and neuron memories fit that core's, padded to powers of two as in Sinabs' DYNAP-CNN backend
+(`DynapcnnLayer.memory_summary`, `get_valid_mapping`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spikestack.energy.layers import WEIGHT_KINDS, Layer
+from spikestack.energy.placement import CoreLoad, mesh_grid, mesh_position
+from spikestack.energy.profile import ChipProfile
+from spikestack.ir.program import Program
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(int(n) - 1, 0).bit_length()  # the next power of two at or above n (1 for n <= 1)
+
+
+def speck_memory(layer: Layer, program: Program, padded: bool = True) -> tuple[int, int]:
+    """(kernel, neuron) memory entries of one DYNAP-CNN layer, Sinabs' `DynapcnnLayer.memory_summary`:
+    kernel = c * 2^(ceil(log2(kx*ky)) + ceil(log2(f))), neuron = f * 2^(ceil(log2(h)) + ceil(log2(w))).
+    A Linear becomes a conv whose kernel spans its input: the (c, h, w) before a Flatten, else (n, 1, 1)."""
+    kernel = 0
+    for name in layer.members:
+        op = program.op(name)
+        if op.kind not in WEIGHT_KINDS:
+            continue
+        w = np.shape(op.params.weight)
+        f, c, kxy = w[0], w[1] * int(getattr(op.params, "groups", 1)), int(np.prod(w[2:]))
+        if op.kind in ("Affine", "Linear"):
+            before = program.op(op.sources[0].name) if op.sources else op
+            shape = before.in_shape if before.kind == "Flatten" and len(before.in_shape) == 3 else (w[1], 1, 1)
+            c, kxy = shape[0], shape[1] * shape[2]
+        kernel += c * _pow2(kxy) * _pow2(f) if padded else c * kxy * f
+    out = program.op(layer.name).out_shape
+    neuron = out[0] * int(np.prod([_pow2(s) for s in out[1:]])) if padded else int(np.prod(out))
+    return kernel, neuron
+
+
+def _match(options: list[list[int]], n_cores: int) -> list[int] | None:
+    """Assign each layer a distinct core among its options (augmenting paths), or None."""
+    owner = [-1] * n_cores
+
+    def claim(i: int, seen: set) -> bool:
+        for j in options[i]:
+            if j not in seen:
+                seen.add(j)
+                if owner[j] < 0 or claim(owner[j], seen):
+                    owner[j] = i
+                    return True
+        return False
+
+    if not all(claim(i, set()) for i in range(len(options))):
+        return None
+    return [owner.index(i) for i in range(len(options))]
+
+
+def place_speck(profile: ChipProfile, layers: dict[str, Layer], program: Program, bits: int, problems: list[str]):
+    """(cores, grid, notes): one layer per core; a core takes a layer when its padded memories fit
+    (Sinabs `get_valid_mapping`). Every limit exceeded is added to `problems`."""
+    kmem, nmem = profile.limits["kernel_memory_entries_per_core"], profile.limits["neuron_memory_entries_per_core"]
+    padded = bool(profile.limits.get("memory_padded_pow2", False))
+    needs = {n: speck_memory(layer, program, padded) for n, layer in layers.items()}
+    if len(layers) > len(kmem):
+        problems.append(f"network: {len(layers)} layers > cores={len(kmem)} (one layer per DYNAP-CNN core)")
+    options = []
+    for name, (k, n) in needs.items():
+        options.append([j for j in range(len(kmem)) if k <= kmem[j] and n <= nmem[j]])
+        for need, caps, limit in ((k, kmem, "kernel_memory_entries_per_core"),
+                                  (n, nmem, "neuron_memory_entries_per_core")):
+            if need > max(caps):
+                problems.append(f"layer '{name}': {need} entries > {limit} (largest core {max(caps)})")
+    assign = None if problems else _match(options, len(kmem))
+    if assign is None and not problems:
+        problems.append(f"layers {', '.join(layers)}: no one-layer-per-core assignment fits the cores' memories")
+    grid, cores = mesh_grid(len(kmem)), []
+    for (name, layer), j in zip(layers.items(), assign or []):
+        k, n = needs[name]
+        memory = {"kernel_entries": k, "kernel_capacity": kmem[j], "neuron_entries": n, "neuron_capacity": nmem[j]}
+        cores.append(CoreLoad(j, name, mesh_position(j, grid), layer.neurons, layer.synapses, k * bits,
+                              sum(m.shape[1] for m in layer.inputs.values()), memory=memory))
+    padding = "padded to powers of two" if padded else "unpadded"
+    return tuple(cores), grid, [f"one layer per DYNAP-CNN core; kernel and neuron memories {padding} (Sinabs)"]
