@@ -96,11 +96,14 @@ def chips() -> list[dict]:
 
 
 def predict(run: Run, program: Program) -> np.ndarray:
-    """Class = most output spikes; ties go to the higher final membrane of the output neurons."""
+    """Class = most output spikes; ties go to the higher final membrane of the output neurons, then to
+    the lower index: the rule of `frontend.neurons.predict`, so deployed and torch decisions agree."""
     counts = next(iter(run.outputs.values())).sum(axis=0)
     last = program.neuron_ops[-1].name
     v = run.recordings.get(last, {}).get("v")
     if v is None:
-        return counts.argmax(axis=1)
-    return np.lexsort((v[-1], counts))[..., -1] if counts.ndim == 1 else np.array(
-        [np.lexsort((v[-1][b], counts[b]))[-1] for b in range(len(counts))])
+        return counts.argmax(axis=-1)
+    # Reset-to-zero neurons that spiked last step all sit at v = 0: full ties are common, and argmax
+    # takes the first of them, as torch does.
+    tied = counts == counts.max(axis=-1, keepdims=True)
+    return np.where(tied, v[-1], -np.inf).argmax(axis=-1)
