@@ -241,7 +241,8 @@ def quantise_threshold(vth_float, scale: float) -> np.ndarray:
     """Float threshold -> Lava's vth (compared as vth << 6 with v): round(vth * scale)."""
     vth = np.rint(np.asarray(vth_float, dtype=np.float64) * scale)
     if not np.all(np.isfinite(vth)) or np.any(vth < 0) or np.any(vth > VTH_MAX):
-        raise OptionsError(f"threshold {vth_float} * scale {scale} is outside [0, {VTH_MAX}]")
+        worst = float(np.nanmax(np.abs(np.asarray(vth_float, dtype=np.float64))))
+        raise OptionsError(f"threshold up to {worst:.4g} x scale {scale:.6g} is outside [0, {VTH_MAX}]")
     return vth.astype(np.int64)
 
 
@@ -254,7 +255,9 @@ def quantise_bias(bias_float, scale: float):
     mants = np.rint(target[..., None] / 2.0**exps)
     fits = np.abs(mants) <= BIAS_MANT_MAX
     if not np.all(fits[..., -1]):
-        raise OptionsError(f"bias {bias_float} * scale {scale} exceeds 13-bit mantissa * 2^7")
+        worst = float(np.abs(np.asarray(bias_float, dtype=np.float64)).max())
+        raise OptionsError(f"bias up to {worst:.4g} x scale {scale:.6g} exceeds the 13-bit mantissa x 2^7 "
+                           "(more headroom bits lower the scale)")
     exp = np.argmax(fits, axis=-1)
     mant = np.take_along_axis(mants, exp[..., None], axis=-1)[..., 0]
     return mant.astype(np.int64), exp.astype(np.int64)

@@ -24,7 +24,7 @@ from typing import Mapping
 
 import numpy as np
 
-from spikestack.errors import UnsupportedError
+from spikestack.errors import OptionsError, UnsupportedError
 from spikestack.ir import fixed
 from spikestack.ir.program import Op, Program
 from spikestack.ir.run import Run
@@ -213,8 +213,11 @@ class _Quantiser:
             b_int = np.rint(bias * scale).astype(np.int64) if bias is not None else None
             self._store(syn, target, exp, b_int, bias, scale)
         v_scale = scale * (1 << fixed.ACT_SHIFT)
-        mant, bexp = fixed.quantise_bias(bias_v, scale)
-        vth = fixed.quantise_threshold(p.v_threshold, scale) if p.spiking else None
+        try:
+            mant, bexp = fixed.quantise_bias(bias_v, scale)
+            vth = fixed.quantise_threshold(p.v_threshold, scale) if p.spiking else None
+        except OptionsError as exc:  # name the node: the leaf module knows only numbers
+            raise OptionsError(str(exc), node=op.name) from None
         resets = p.spiking and p.reset == "zero" and bool(np.any(p.v_reset != 0))
         v_reset = np.rint(p.v_reset * v_scale).astype(np.int64) if resets else None
         du = fixed.decay_to_int(1.0 - p.alpha_i if p.has_current else np.ones(op.out_shape), fixed.U_DECAY_OFFSET)

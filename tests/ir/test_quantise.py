@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spikestack.errors import UnsupportedError
+from spikestack.errors import OptionsError, UnsupportedError
 from spikestack.ir import build_graph, fixed, lower_graph, resolve_options
 from spikestack.ir.quantise import quantise_program
 
@@ -133,3 +133,14 @@ def test_headroom_from_a_float_run_keeps_negative_drift():
     assert -4.1 < floor_default < -3.9
     # the lowest v each quantisation can hold, in thresholds, covers the run only with the headroom
     assert -(2**23 - 1) / n_roomy.scale < expected_v.min()
+
+
+def test_a_bias_too_large_for_the_scale_names_the_neuron_in_one_short_line():
+    # By hand, as above: s = 32512, so the bias reaches v as b * s * 64; 13-bit mantissa x 2^7 holds
+    # 4095 * 128 = 524160, i.e. b <= 0.2519. A bias of 0.3 cannot be expressed at this scale.
+    quantise_program(_dense([[0.5, -1.0]], [0.25], _lif(1)))  # just fits
+    with pytest.raises(OptionsError) as info:
+        quantise_program(_dense([[0.5, -1.0]] * 300, [0.3] * 300, _lif(300)))
+    message = str(info.value)
+    assert message.startswith("node 'lif': bias up to 0.3 x scale 32512") and "headroom" in message
+    assert "\n" not in message and len(message) < 200  # a summary, not the 300 biases
