@@ -115,7 +115,8 @@ def _tensor(value, dtype, shape=None) -> torch.Tensor:
     arr = np.asarray(value, dtype=np.float64)
     if shape is not None:
         arr = np.broadcast_to(arr, shape)
-    return torch.as_tensor(np.ascontiguousarray(arr), dtype=dtype)
+    # A copy: program parameters are read-only arrays, which torch would share and warn about.
+    return torch.tensor(np.array(arr, order="C"), dtype=dtype)
 
 
 def _affine(op: Op, dtype, parallel: Parallel) -> Kernel:

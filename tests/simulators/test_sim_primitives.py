@@ -203,3 +203,18 @@ def test_fast_heaviside_is_the_dynamics_heaviside(x):
     strict Heaviside of ir.dynamics for every finite value, zeros and subnormals included."""
     t = torch.as_tensor(x)
     np.testing.assert_array_equal(heaviside(t).numpy(), dynamics.heaviside(t).numpy())
+
+
+def test_read_only_parameters_are_copied_without_a_warning():
+    # Programs hold read-only parameter arrays; handing them to torch uncopied warns (and would let
+    # an in-place kernel write into the program). The conv net's kernels used to.
+    import warnings
+
+    from spikestack.ir import load_graph
+    from conftest import FIXTURES
+
+    program = lower_graph(load_graph(FIXTURES / "cnn_sinabs.nir"), resolve_options(preset="sinabs"))
+    x = (np.random.default_rng(0).random((3, 2, *program.op(program.inputs[0]).out_shape)) < 0.1).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        simulate(program, x)
