@@ -132,6 +132,8 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", default="search", help="max, percentile or search (default search)")
     p.add_argument("--no-restructure", dest="restructure", action="store_false",
                    help="keep residual blocks as they are (docs/hnsg_ttrbr.md)")
+    p.add_argument("--calibrate-bias", action="store_true",
+                   help="after each threshold, correct the layer's mean error per channel (search only)")
     p.add_argument("--calib-size", type=int, default=256, help="calibration images (default 256)")
     p.add_argument("--test-limit", type=int, default=1000, help="test images to score the SNN on; 0: none (default 1000)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")

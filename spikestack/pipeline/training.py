@@ -148,7 +148,7 @@ def train_resnet_command(dataset: str, out: str | os.PathLike = "ann.pt", *, blo
 
 def convert_command(model: str | os.PathLike, calib: str, out: str | os.PathLike = "model.nir", *,
                     steps: int = 8, threshold: str = "search", restructure: bool = True, calib_size: int = 256,
-                    test_limit: int = 1000, threads: int | None = None) -> dict:
+                    test_limit: int = 1000, threads: int | None = None, calibrate_bias: bool = False) -> dict:
     """`spikestack convert MODEL.pt`: ANN to IF network, thresholds tuned on `calib`'s first training
     images; the SNN's accuracy at T=steps on the first `test_limit` test images (0: not measured)."""
     check_steps(steps)
@@ -159,11 +159,13 @@ def convert_command(model: str | os.PathLike, calib: str, out: str | os.PathLike
     out = prepare_output(out)
     data = load_dataset(calib, flatten=False)
     with torch_threads(threads):
-        conversion = convert_file(model, data, steps, threshold, restructure, calib_size, out=out)
+        conversion = convert_file(model, data, steps, threshold, restructure, calib_size, out=out,
+                                  calibrate_bias=calibrate_bias)
         x, y = data.x_test[:test_limit], data.y_test[:test_limit]
         acc = snn_accuracy(conversion.snn, x, y, steps)[steps] if test_limit else None
     return {"method": "ttrbr", "model": str(out), "source": str(model), "dataset": data.name, "steps": steps,
-            "threshold": threshold, "restructured": conversion.restructured, "nodes": len(conversion.graph.nodes),
+            "threshold": threshold, "restructured": conversion.restructured, "bias_calibrated": calibrate_bias,
+            "nodes": len(conversion.graph.nodes),
             "thresholds": conversion.thresholds, "test_samples": len(x) if test_limit else 0, "test_accuracy": acc}
 
 
@@ -195,7 +197,8 @@ _HEADLINES = {  # method -> the summary's first line(s); every summary then name
     "resnet": lambda s: (f"ResNet ANN ({s['arch']['blocks']} blocks, width {s['arch']['width']}): "
                          f"test accuracy {_percent(s['test_accuracy'])}"),
     "ttrbr": lambda s: (f"converted {s['source']} ({s['threshold']} thresholds, "
-                        f"{'restructured' if s['restructured'] else 'not restructured'}, {s['nodes']} nodes), "
+                        f"{'restructured' if s['restructured'] else 'not restructured'}, "
+                        f"{'bias-calibrated, ' if s.get('bias_calibrated') else ''}{s['nodes']} nodes), "
                         f"T={s['steps']}: SNN test accuracy {_percent(s['test_accuracy'])}"
                         + (f" on the first {s['test_samples']} test samples" if s["test_samples"] else "")),
 }

@@ -160,9 +160,28 @@ def _choose(kind: str, act: torch.Tensor, percentile: float, layer: IFNeurons, c
     return float(SEARCH_FRACTIONS[int(np.argmin(errors))] * top)
 
 
+def _shift_input(snn: SpikingGraph, name: str, delta: torch.Tensor) -> bool:
+    """Add delta (per channel) to the input current of IF layer `name` through the bias of a conv or
+    linear source that feeds nothing else; False when there is none (the layer is left as it is)."""
+    for src in snn.sources[name]:
+        module = snn.layers[src] if src in snn.layers else None
+        readers = [c for c, srcs in snn.sources.items() if src in srcs]
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and readers == [name]:
+            if module.bias is None:
+                module.bias = nn.Parameter(torch.zeros(module.weight.shape[0]))
+            module.bias.data.add_(delta.to(module.bias.dtype))
+            return True
+    return False
+
+
 def tune_thresholds(snn: SpikingGraph, calib: torch.Tensor, steps: int, kind: str = "search",
-                    percentile: float = 99.9) -> dict[str, float]:
-    """Set every IF threshold from calibration data (see the module docstring); returns them by layer."""
+                    percentile: float = 99.9, calibrate_bias: bool = False) -> dict[str, float]:
+    """Set every IF threshold from calibration data (see the module docstring); returns them by layer.
+
+    calibrate_bias (search only): after each hidden layer's threshold, shift its input current per
+    channel by the calibration mean of (ANN activation clipped to theta - SNN rate x theta), so
+    the errors of every layer upstream, already in its spike input, are not passed on on average
+    (the bias correction of Li et al., ICML 2021, one pass in graph order)."""
     last_use = {s: name for name, srcs in snn.sources.items() for s in srcs}
     rate = {"input": calib}  # the ANN view: IF output = relu(input) / theta, unclipped
     spikes = {"input": constant_input(calib, steps)} if kind == "search" else {}
@@ -182,7 +201,14 @@ def tune_thresholds(snn: SpikingGraph, calib: torch.Tensor, steps: int, kind: st
                 chosen[name] = theta
                 rate[name] = act / theta
                 if spikes:
-                    spikes[name] = layer(current)
+                    out = layer(current)
+                    if calibrate_bias and name != snn.output:
+                        error = torch.clamp(act, max=theta) - out.mean(0) * theta
+                        delta = error.mean([0, *range(2, error.ndim)])  # per channel (or neuron)
+                        if _shift_input(snn, name, delta):
+                            current = current + delta.view(-1, *[1] * (error.ndim - 2))
+                            out = layer(current)
+                    spikes[name] = out
             else:
                 rate[name] = layer(x)
                 if spikes:
@@ -195,7 +221,7 @@ def tune_thresholds(snn: SpikingGraph, calib: torch.Tensor, steps: int, kind: st
 
 
 def convert_ann(model: nn.Module, calib_x, steps: int = 8, threshold: str = "search", restructure: bool = True,
-                percentile: float = 99.9) -> Conversion:
+                percentile: float = 99.9, calibrate_bias: bool = False) -> Conversion:
     """Convert a trained ReLU ANN to an IF SNN; thresholds tuned on calib_x (N, *input_shape) for `steps`."""
     check_steps(steps)
     if threshold not in THRESHOLDS:
@@ -208,8 +234,11 @@ def convert_ann(model: nn.Module, calib_x, steps: int = 8, threshold: str = "sea
     snn = ann_to_snn(model, calib.shape[1:])
     if restructure:
         snn = SpikingGraph.from_nir(restructure_graph(snn.to_nir_graph(METHOD)))
-    thresholds = tune_thresholds(snn, calib, steps, threshold, percentile)
-    graph = snn.to_nir_graph(METHOD, {"thresholds": threshold, "restructured": bool(restructure), "steps": steps})
+    if calibrate_bias and threshold != "search":
+        raise OptionsError("calibrate_bias needs threshold='search' (it corrects the simulated spikes)")
+    thresholds = tune_thresholds(snn, calib, steps, threshold, percentile, calibrate_bias)
+    graph = snn.to_nir_graph(METHOD, {"thresholds": threshold, "restructured": bool(restructure), "steps": steps,
+                                      "bias_calibrated": bool(calibrate_bias)})
     return Conversion(snn, graph, thresholds, steps, threshold, bool(restructure))
 
 
@@ -248,7 +277,7 @@ def train_resnet(dataset: Dataset | str = "fashion-mnist", blocks: int = 20, wid
 
 def convert_file(model_path: str | os.PathLike, dataset: Dataset | str = "fashion-mnist", steps: int = 8,
                  threshold: str = "search", restructure: bool = True, calib_size: int = 256,
-                 out: str | os.PathLike | None = None) -> Conversion:
+                 out: str | os.PathLike | None = None, calibrate_bias: bool = False) -> Conversion:
     """CLI entry (`spikestack convert MODEL.pt`): load a `save_ann` file (weights_only), calibrate on
     the first `calib_size` training images of `dataset`, convert, and write `out` (.nir) if given."""
     model, arch = load_ann(model_path)
@@ -256,7 +285,8 @@ def convert_file(model_path: str | os.PathLike, dataset: Dataset | str = "fashio
     if tuple(data.sample_shape) != tuple(arch.get("in_shape", ())):
         raise DataError(f"{model_path}: the model takes samples {tuple(arch.get('in_shape', ()))}, "
                         f"dataset '{data.name}' has {tuple(data.sample_shape)}")
-    conversion = convert_ann(model, data.x_train[:calib_size], steps, threshold, restructure)
+    conversion = convert_ann(model, data.x_train[:calib_size], steps, threshold, restructure,
+                             calibrate_bias=calibrate_bias)
     if out is not None:
         conversion.export(out)
     return conversion
