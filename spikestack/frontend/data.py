@@ -11,6 +11,7 @@ simulators and backends step through.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import zlib
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikestack.errors import DataError
+from spikestack.errors import DataError, OptionsError
 
 DEFAULT_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
@@ -168,14 +169,21 @@ def load_idx_dir(
     )
 
 
-def load_dataset(name_or_path: str, **kw) -> Dataset:
-    """'digits', 'fashion-mnist' (Debian's default path) or a path to an MNIST-layout directory."""
+def load_dataset(name_or_path: str, *, limit: int | None = None, **kw) -> Dataset:
+    """'digits', 'fashion-mnist' (Debian's default path) or a path to an MNIST-layout directory.
+
+    `limit` keeps the first N training and N test samples of any of them (quick runs); IDX files are
+    cut as they are read."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise OptionsError(f"limit must be a positive integer, got {limit!r}")
     if name_or_path == "digits":
-        return load_digits(**kw)
+        full = load_digits(**kw)
+        return dataclasses.replace(full, x_train=full.x_train[:limit], y_train=full.y_train[:limit],
+                                   x_test=full.x_test[:limit], y_test=full.y_test[:limit])
     if name_or_path == "fashion-mnist":
-        return load_idx_dir(DEFAULT_FASHION_MNIST, **kw)
+        return load_idx_dir(DEFAULT_FASHION_MNIST, limit=limit, **kw)
     if Path(name_or_path).is_dir():
-        return load_idx_dir(name_or_path, **kw)
+        return load_idx_dir(name_or_path, limit=limit, **kw)
     raise DataError(
         f"unknown dataset '{name_or_path}': use 'digits', 'fashion-mnist' "
         "or a directory of MNIST-layout IDX files"

@@ -9,6 +9,7 @@ a bad option fails in a second rather than after the last epoch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -17,13 +18,13 @@ from typing import Sequence
 from torch import nn
 
 from spikestack.errors import OptionsError
-from spikestack.frontend.data import Dataset, load_dataset
+from spikestack.frontend.data import load_dataset
 from spikestack.frontend.methods import (
     convert_file, evaluate_at_steps, evaluate_hnsg, evaluate_s3nn, export_hnsg, export_noise_t1, export_s3nn,
-    materialise_supermasks, snn_accuracy, train_hnsg, train_noise_t1, train_resnet, train_s3nn,
+    export_spide, materialise_supermasks, snn_accuracy, train_hnsg, train_noise_t1, train_resnet, train_s3nn,
+    train_spide,
 )
-from spikestack.frontend.methods import spide
-from spikestack.frontend.methods.spide import limit_dataset
+from spikestack.frontend.methods.spide import SpideOptions
 from spikestack.frontend.neurons import check_steps
 from spikestack.frontend.train import History, torch_threads
 
@@ -43,11 +44,6 @@ def prepare_output(path: str | os.PathLike) -> Path:
     return path
 
 
-def load_training_data(dataset: str, flatten: bool = True, limit: int | None = None) -> Dataset:
-    """'digits', 'fashion-mnist' or an IDX directory, cut to its first `limit` train and test samples."""
-    return limit_dataset(load_dataset(dataset, flatten=flatten), limit)
-
-
 def _history(history: History) -> dict:
     return {"epochs": len(history.loss), "loss": history.loss, "train_accuracy": history.train_accuracy,
             "epoch_seconds": history.epoch_seconds}
@@ -60,7 +56,7 @@ def train_s3nn_command(dataset: str, out: str | os.PathLike = "model.nir", *, ar
                        progress: bool = True) -> dict:
     """`spikestack train s3nn`: a single-step (T=1) network; accuracy and spikes per sample at T=1."""
     out = prepare_output(out)
-    data = load_training_data(dataset, flatten=arch != "conv", limit=limit)  # the convnet wants (C, H, W)
+    data = load_dataset(dataset, flatten=arch != "conv", limit=limit)  # the convnet wants (C, H, W)
     with torch_threads(threads):
         model, history = train_s3nn(data, arch, surrogate=surrogate, seed=seed, progress=progress,
                                     **_given(depth=depth, width=width, epochs=epochs, lr=lr, batch_size=batch_size))
@@ -80,7 +76,7 @@ def train_noise_t1_command(dataset: str, out: str | os.PathLike = "model.nir", *
     """`spikestack train noise-t1`: train at T=1 with threshold noise; the converted accuracy at each T."""
     steps = [check_steps(t) for t in eval_steps]
     out = prepare_output(out)
-    data = load_training_data(dataset, limit=limit)
+    data = load_dataset(dataset, limit=limit)
     with torch_threads(threads):
         model, history = train_noise_t1(data, noise=noise, seed=seed, progress=progress,
                                         **_given(noise_mean=noise_mean, noise_std=noise_std, epochs=epochs, lr=lr,
@@ -103,7 +99,7 @@ def train_hnsg_command(dataset: str, out: str | os.PathLike = "model.nir", *, ke
     if not 0.0 < keep <= 1.0:  # the layers check it too, but only once the dataset is loaded
         raise OptionsError(f"keep is the fraction of weights kept per layer, in (0, 1]; got {keep!r}")
     out = prepare_output(out)
-    data = load_training_data(dataset, limit=limit)
+    data = load_dataset(dataset, limit=limit)
     with torch_threads(threads):
         model, history = train_hnsg(data, keep=keep, steps=steps, sign_term=sign_term, seed=seed, progress=progress,
                                     **_given(epochs=epochs, lr=lr, batch_size=batch_size, rate_penalty=rate_penalty,
@@ -115,20 +111,30 @@ def train_hnsg_command(dataset: str, out: str | os.PathLike = "model.nir", *, ke
             "test_samples": len(data.x_test), "test_accuracy": acc, "firing_rate": rate, **_history(history)}
 
 
-def train_spide_command(dataset: str, out: str | os.PathLike = "model.nir", *, hidden: Sequence[int] | None = None,
-                        steps: int | None = None, backward_steps: int | None = None, backward: str | None = None,
+def train_spide_command(dataset: str, out: str | os.PathLike = "model.nir", *,
+                        hidden: int | Sequence[int] | None = None, steps: int | None = None,
+                        backward_steps: int | None = None, backward: str | None = None,
                         loss_scale: float | str | None = None, epochs: int | None = None, lr: float | None = None,
                         batch_size: int | None = None, seed: int = 0, limit: int | None = None,
                         threads: int | None = None, progress: bool = True, schedule: str | None = None) -> dict:
-    """`spikestack train spide`: the method's own `train_spide_command`, which already trains, exports
-    and summarises; this adds the output check and leaves unset options to the method."""
+    """`spikestack train spide`: a feedback SNN; accuracy at T=steps and the spike backward's cost."""
     out = prepare_output(out)
-    summary = spide.train_spide_command(
-        dataset, out, seed=seed, progress=progress,
-        **_given(hidden=None if hidden is None else tuple(hidden), steps=steps, backward_steps=backward_steps,
-                 backward=backward, loss_scale=loss_scale, epochs=epochs, lr=lr, batch_size=batch_size, limit=limit,
-                 threads=threads, schedule=schedule))
-    return {**summary, "dataset": dataset, "seed": seed}
+    # SpideOptions holds the method's defaults (and checks), so the export and summary see the same T.
+    options = SpideOptions(**_given(steps=steps, backward=backward, backward_steps=backward_steps,
+                                    loss_scale=loss_scale))
+    data = load_dataset(dataset, limit=limit)
+    with torch_threads(threads):
+        model, history = train_spide(data, steps=options.steps, backward=options.backward,
+                                     backward_steps=options.backward_steps, loss_scale=options.loss_scale,
+                                     seed=seed, progress=progress,
+                                     **_given(hidden=hidden, epochs=epochs, lr=lr, batch_size=batch_size,
+                                              schedule=schedule))
+    path = export_spide(model, out, options.steps)
+    return {"method": "spide", "model": str(path), "dataset": data.name, "seed": seed,
+            **dataclasses.asdict(options), "hidden": list(model.sizes), "test_samples": len(data.x_test),
+            "test_accuracy": history.test_accuracy,
+            "backward_per_sample": model.stats.per_sample() if options.backward == "spide" else None,
+            **_history(history)}
 
 
 def train_resnet_command(dataset: str, out: str | os.PathLike = "ann.pt", *, blocks: int | None = None,
@@ -137,7 +143,7 @@ def train_resnet_command(dataset: str, out: str | os.PathLike = "ann.pt", *, blo
                          limit: int | None = None, threads: int | None = None, progress: bool = True) -> dict:
     """`spikestack train resnet`: the ReLU ResNet ANN for `convert`, written weights-only to `out` (.pt)."""
     out = prepare_output(out)
-    data = load_training_data(dataset, flatten=False, limit=limit)
+    data = load_dataset(dataset, flatten=False, limit=limit)
     with torch_threads(threads):
         _, arch, history = train_resnet(data, seed=seed, out=out, progress=progress,
                                         **_given(blocks=blocks, width=width, stages=stages, epochs=epochs, lr=lr,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikestack.errors import DataError
+from spikestack.errors import DataError, OptionsError
 from spikestack.frontend import data
 
 # Per-class sample counts of scikit-learn's digits dataset (documented in its DESCR).
@@ -171,6 +171,15 @@ def test_load_dataset_names():
     assert data.load_dataset("digits").num_classes == 10
     with pytest.raises(DataError, match="digits.*fashion-mnist"):
         data.load_dataset("cifar-1000")
+
+
+def test_load_dataset_limit_cuts_every_source_the_same_way():
+    full, cut = data.load_dataset("digits"), data.load_dataset("digits", limit=7)
+    assert (len(cut.x_train), len(cut.y_train), len(cut.x_test), len(cut.y_test)) == (7, 7, 7, 7)
+    np.testing.assert_array_equal(cut.x_test, full.x_test[:7])
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(OptionsError, match="limit must be a positive integer"):
+            data.load_dataset("digits", limit=bad)
 
 
 def test_real_fashion_mnist():

@@ -14,7 +14,7 @@ import torch
 from spikestack.errors import OptionsError
 from spikestack.frontend.data import load_digits
 from spikestack.frontend.methods.spide import (
-    FeedbackSNN, SpideOptions, export_spide, spide_predict, train_spide, train_spide_command,
+    FeedbackSNN, SpideOptions, export_spide, spide_predict, train_spide,
 )
 from spikestack.frontend.methods.spide_backward import (
     AUTO_START, GROWTH_INTERVAL, V_SCALE, BackwardStats, TernaryState, equilibrium, exact_beta, implicit_gradients,
@@ -212,6 +212,8 @@ def test_two_hidden_layers_with_feedback_from_the_second_to_the_first(digits01, 
 
 
 def test_command_writes_a_model(tmp_path):
+    from spikestack.pipeline import train_spide_command
+
     summary = train_spide_command("digits", tmp_path / "model.nir", hidden=16, epochs=1, limit=200, steps=8,
                                   backward_steps=10, threads=1, progress=False)
     assert load_graph(summary["model"]).metadata["spikestack"]["method"] == "spide"

@@ -21,7 +21,6 @@ like every other method; the exported NIR graph has the feedback as a back edge 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +33,11 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from spikestack.errors import OptionsError
-from spikestack.frontend.data import Dataset, load_dataset
+from spikestack.frontend.data import Dataset
 from spikestack.frontend.export import READOUT
 from spikestack.frontend.methods.spide_backward import V_SCALE, V_TH, BackwardStats, ImplicitRates, cap_spectral_norm
 from spikestack.frontend.neurons import IFNeurons, Readout, check_steps, predict
-from spikestack.frontend.train import History, check_dataset, fit, seed_everything, torch_threads
+from spikestack.frontend.train import History, check_dataset, fit, seed_everything
 from spikestack.ir.io import write_nir
 from spikestack.ir.options import METADATA_KEY, options_metadata
 
@@ -228,33 +227,3 @@ def to_spide_graph(model: FeedbackSNN, steps: int = 30) -> nir.NIRGraph:
 def export_spide(model: FeedbackSNN, path: str | os.PathLike, steps: int = 30) -> Path:
     """Write the trained network as a `.nir` file that `ir.load_graph` reads with no options."""
     return write_nir(to_spide_graph(model, steps), path)
-
-
-def limit_dataset(data: Dataset, limit: int | None) -> Dataset:
-    """The first `limit` training and test samples (None: all), for short runs."""
-    if limit is None:
-        return data
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise OptionsError(f"limit must be a positive integer, got {limit!r}")
-    return dataclasses.replace(data, x_train=data.x_train[:limit], y_train=data.y_train[:limit],
-                               x_test=data.x_test[:limit], y_test=data.y_test[:limit])
-
-
-def train_spide_command(dataset: str = "fashion-mnist", out: str | os.PathLike = "model.nir", *,
-                        hidden: int | Sequence[int] = 400, steps: int = 30, backward_steps: int = 100,
-                        backward: str = "spide", epochs: int = 5, lr: float = 1e-3, seed: int = 0,
-                        loss_scale: float | str = "auto", max_gain: float = 0.9, batch_size: int = 128,
-                        limit: int | None = None, threads: int | None = None, progress: bool = True,
-                        schedule: str = "constant") -> dict:
-    """`spikestack train spide`: train, write `out` (model.nir), return a JSON-ready summary."""
-    data = limit_dataset(load_dataset(dataset), limit)
-    with torch_threads(threads):
-        model, history = train_spide(data, hidden, steps, backward_steps, backward, epochs, lr, seed,
-                                     loss_scale=loss_scale, max_gain=max_gain, batch_size=batch_size,
-                                     progress=progress, schedule=schedule)
-    path = export_spide(model, out, steps)
-    return {"model": str(path), "method": METHOD, "backward": backward, "steps": steps,
-            "backward_steps": backward_steps, "hidden": list(model.sizes), "epochs": epochs,
-            "test_accuracy": history.test_accuracy, "train_accuracy": history.train_accuracy,
-            "loss": history.loss, "epoch_seconds": history.epoch_seconds,
-            "backward_per_sample": model.stats.per_sample() if backward == "spide" else None}
