@@ -11,14 +11,10 @@ import os
 
 import numpy as np
 
+from spikestack.frontend.data import encode_constant  # the image as the same input current every step
 from spikestack.ir import Program, load_graph, lower_graph, resolve_options
 from spikestack.pipeline import predict
 from spikestack.simulators import simulate
-
-
-def constant_current(x: np.ndarray, steps: int) -> np.ndarray:
-    """(steps, B, *shape): the image as the same input current at every step."""
-    return np.ascontiguousarray(np.broadcast_to(x, (steps, *x.shape)))
 
 
 def simulate_file(path: str | os.PathLike, x: np.ndarray, steps: int) -> tuple[Program, np.ndarray, object]:
@@ -26,7 +22,7 @@ def simulate_file(path: str | os.PathLike, x: np.ndarray, steps: int) -> tuple[P
     return (program, predicted classes, Counts)."""
     graph = load_graph(path)
     program = lower_graph(graph, resolve_options(graph.metadata))
-    run = simulate(program, constant_current(x, steps), record=[program.neuron_ops[-1].name])
+    run = simulate(program, encode_constant(x, steps), record=[program.neuron_ops[-1].name])
     return program, predict(run, program), run.counts
 
 
@@ -41,11 +37,20 @@ def loihi_agreement(program: Program, x: np.ndarray, steps: int, calib: np.ndarr
         return None
 
     record = [op.name for op in program.neuron_ops]
-    headroom = headroom_from_run(program, simulate(program, constant_current(calib, steps), record=record))
+    headroom = headroom_from_run(program, simulate(program, encode_constant(calib, steps), record=record))
     qprog, _ = quantise_program(program, headroom)
-    run = simulate(qprog, constant_current(x, steps), mode="loihi", record=[program.neuron_ops[-1].name])
+    run = simulate(qprog, encode_constant(x, steps), mode="loihi", record=[program.neuron_ops[-1].name])
     ours = predict(run, program)
     return {"predictions": ours, "agreement_with_float": float((ours == float_predictions).mean())}
+
+
+def against_torch(path: str | os.PathLike, torch_predictions: np.ndarray, x: np.ndarray, y: np.ndarray,
+                  steps: int) -> dict:
+    """The exported graph on the simulator next to the torch model's decisions on the same x:
+    accuracies, agreement, and (for the caller) program, predictions and Counts."""
+    program, sim, counts = simulate_file(path, x, steps)
+    return dict(accuracy=float((sim == y).mean()), torch_accuracy=float((torch_predictions == y).mean()),
+                agreement=float((sim == torch_predictions).mean()), program=program, predictions=sim, counts=counts)
 
 
 def lava_agreement(program: Program, x: np.ndarray, steps: int, sim_predictions: np.ndarray) -> str:
@@ -55,6 +60,6 @@ def lava_agreement(program: Program, x: np.ndarray, steps: int, sim_predictions:
     reason = lava_unavailable_reason()
     if reason is not None:
         return f"skipped ({reason})"
-    run = run_lava(program, constant_current(x, steps), record=[program.neuron_ops[-1].name], progress=False)
+    run = run_lava(program, encode_constant(x, steps), record=[program.neuron_ops[-1].name], progress=False)
     same = int((predict(run, program) == sim_predictions[:len(x)]).sum())
     return f"{same}/{len(x)} predictions equal to the simulator's"

@@ -29,7 +29,7 @@ from spikestack.frontend.methods import evaluate_hnsg, export_hnsg, materialise_
 from spikestack.frontend.neurons import constant_input, predict
 from spikestack.frontend.train import torch_threads
 
-from deployed import lava_agreement, simulate_file  # bench/deployed.py, beside this script
+from deployed import against_torch, lava_agreement  # bench/deployed.py, beside this script
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,14 +57,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def simulated(path: Path, model, x: np.ndarray, y: np.ndarray, steps: int) -> dict:
     """Simulator accuracy, agreement with torch and operation counts per inference on x."""
-    program, sim, counts = simulate_file(path, x, steps)
     with torch.no_grad():
         ours = predict(model.run(constant_input(torch.as_tensor(x), steps))).numpy()
+    result = against_torch(path, ours, x, y, steps)
+    counts = result.pop("counts")
     per = lambda metric: counts.total(metric) / len(x)  # noqa: E731
-    return dict(accuracy=float((sim == y).mean()), torch_accuracy=float((ours == y).mean()),
-                agreement=float((sim == ours).mean()), synaptic_events=per("synaptic_events"),
-                effective_ops=per("effective_acs") + per("effective_macs"), dense_macs=per("dense_macs"),
-                program=program, predictions=sim)
+    return dict(result, synaptic_events=per("synaptic_events"), dense_macs=per("dense_macs"),
+                effective_ops=per("effective_acs") + per("effective_macs"))
 
 
 def main(argv: list[str] | None = None) -> int:

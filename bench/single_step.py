@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from spikestack.errors import SpikestackError
-from spikestack.frontend.data import load_dataset
+from spikestack.frontend.data import encode_constant, load_dataset
 from spikestack.frontend.methods import (
     evaluate_at_steps, evaluate_s3nn, export_noise_t1, train_bptt, train_noise_t1, train_s3nn,
 )
@@ -108,8 +108,7 @@ def energy_section(model: torch.nn.Module, data, args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = export_noise_t1(model.cpu(), Path(tmp) / "noise_t1.nir", data.sample_shape)
         for steps in args.energy_steps:
-            currents = np.ascontiguousarray(np.broadcast_to(x, (steps, *x.shape)))  # constant input current
-            report = energy(path, currents, [*ENERGY_CHIPS, ANN_BASELINE], Path(tmp) / f"T{steps}")
+            report = energy(path, encode_constant(x, steps), [*ENERGY_CHIPS, ANN_BASELINE], Path(tmp) / f"T{steps}")
             ann = report["chips"][ANN_BASELINE]["extra"]["ann_one_pass_j"]
             row = {"ann_one_pass_j": ann}
             cells = [f"ANN {ann * 1e6:.3g} uJ"]
@@ -159,7 +158,7 @@ def s3nn_section(data, args, common: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        data = load_dataset(args.dataset, limit=args.limit) if args.dataset != "digits" else load_dataset("digits")
+        data = load_dataset(args.dataset, limit=args.limit)
         common = dict(seed=args.seed, lr=args.lr, batch_size=args.batch_size, device=args.device, progress=args.progress)
         print(f"{data.name}: {len(data.x_train)} train / {len(data.x_test)} test, device {args.device}, "
               f"{args.threads} thread(s), {args.epochs} epoch(s)", flush=True)

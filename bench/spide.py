@@ -28,13 +28,13 @@ import torch.nn.functional as F
 
 from spikestack.errors import SpikestackError
 from spikestack.frontend.data import load_dataset
-from spikestack.frontend.methods.spide import export_spide, limit_dataset, spide_predict, train_spide
+from spikestack.frontend.methods.spide import export_spide, spide_predict, train_spide
 from spikestack.frontend.methods.spide_backward import (
     V_SCALE, exact_beta, implicit_gradients, saturation_mask, spike_beta,
 )
 from spikestack.frontend.train import torch_threads
 
-from deployed import lava_agreement, loihi_agreement, simulate_file  # bench/deployed.py, beside this script
+from deployed import against_torch, lava_agreement, loihi_agreement  # bench/deployed.py, beside this script
 
 TARGET = 0.88  # issue 8's floor for the spike backward
 PUBLISHED = {"IDE F400, T=5 (Fashion-MNIST)": 0.9007, "fidelity T_b=10/30/100": (0.976, 0.998, 0.9998)}
@@ -104,10 +104,12 @@ def fidelity(model, data, args) -> dict[str, float]:
 def deploy(model, data, args) -> dict:
     """Export, read back, lower, simulate T steps (float): agreement with torch and counts."""
     x = data.x_test[: args.sim_samples]
-    with tempfile.TemporaryDirectory() as tmp:
-        program, ours, counts = simulate_file(export_spide(model, Path(tmp) / "model.nir", args.steps), x, args.steps)
+    y = data.y_test[: len(x)]
     with torch.no_grad():
         want = spide_predict(model, torch.as_tensor(x), args.steps).numpy()
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = against_torch(export_spide(model, Path(tmp) / "model.nir", args.steps), want, x, y, args.steps)
+    program, ours, counts = sim["program"], sim["predictions"], sim["counts"]
     per_node = {op.name: counts.per_node[op.name]["synaptic_events"].sum(axis=0).mean()
                 for op in program.ops if counts.per_node[op.name]["synaptic_events"].any()}
     loihi = loihi_agreement(program, x, args.steps, data.x_train[: args.sim_samples], ours)
@@ -115,9 +117,9 @@ def deploy(model, data, args) -> dict:
     loihi_text = ("skipped (graded pixel currents; Loihi takes spike counts: tests/frontend/test_spide.py "
                   "runs loihi mode on integer digits)" if loihi is None else
                   f"agreement with float {loihi['agreement_with_float']:.3f}, "
-                  f"accuracy {float((loihi['predictions'] == data.y_test[: len(x)]).mean()):.4f}")
-    return {"samples": len(x), "agreement_with_torch": float((ours == want).mean()), "loihi": loihi_text, "lava": lava,
-            "simulator_accuracy": float((ours == data.y_test[: len(x)]).mean()),
+                  f"accuracy {float((loihi['predictions'] == y).mean()):.4f}")
+    return {"samples": len(x), "agreement_with_torch": sim["agreement"], "loihi": loihi_text, "lava": lava,
+            "simulator_accuracy": sim["accuracy"],
             "synaptic_events_per_inference": float(counts.per_sample("synaptic_events").mean()),
             "synaptic_events_per_node": {k: float(v) for k, v in per_node.items()},
             "spikes_per_inference": float(counts.per_sample("spikes_out").mean())}
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     exact_epochs = args.epochs if args.exact_epochs is None else args.exact_epochs
     try:
-        data = limit_dataset(load_dataset(args.dataset), args.limit)
+        data = load_dataset(args.dataset, limit=args.limit)
         with torch_threads(args.threads):
             model, spike = train(data, args, "spide", args.epochs)
             results = {"config": vars(args), "spide": spike}

@@ -29,7 +29,7 @@ from spikestack.frontend.methods import convert_ann, load_ann, snn_accuracy, tra
 from spikestack.frontend.neurons import constant_input, predict
 from spikestack.frontend.train import accuracy, torch_threads
 
-from deployed import lava_agreement, simulate_file  # bench/deployed.py, beside this script
+from deployed import against_torch, lava_agreement  # bench/deployed.py, beside this script
 
 VARIANTS = {  # name -> (threshold kind, restructure, tuned for each T, bias calibration)
     "max": ("max", False, False, False),
@@ -65,12 +65,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def simulated(conversion, x: np.ndarray, y: np.ndarray, steps: int) -> dict:
     """The exported graph on the simulator: accuracy, agreement with torch, synaptic events per inference."""
     path = conversion.export(Path(tempfile.mkdtemp(prefix="bench_ttrbr_")) / "snn.nir")
-    program, sim, counts = simulate_file(path, x, steps)
     with torch.no_grad():
         ours = predict(conversion.snn.run(constant_input(torch.as_tensor(x), steps))).numpy()
-    return dict(accuracy=float((sim == y).mean()), torch_accuracy=float((ours == y).mean()),
-                agreement=float((sim == ours).mean()), synaptic_events=counts.total("synaptic_events") / len(x),
-                ops=len(program.ops), program=program, predictions=sim)
+    result = against_torch(path, ours, x, y, steps)
+    counts = result.pop("counts")
+    return dict(result, synaptic_events=counts.total("synaptic_events") / len(x), ops=len(result["program"].ops))
 
 
 def main(argv: list[str] | None = None) -> int:
