@@ -52,6 +52,16 @@ def ann_predictions(model, x) -> np.ndarray:
         return model(torch.as_tensor(x)).argmax(1).numpy()
 
 
+def simulated_decisions(graph, x: np.ndarray, steps: int) -> np.ndarray:
+    """The exported graph on the simulator with x as a constant current; decided as torch's readout
+    does (most spikes, ties to the higher final membrane, then the lower index), written out here."""
+    program = lower_graph(graph, resolve_options(graph.metadata))
+    last = program.neuron_ops[-1].name
+    run = simulate(program, np.broadcast_to(x, (steps, *x.shape)).copy(), record=[last], count=False)
+    counts, v = run.output.sum(axis=0), run.recordings[last]["v"][-1]
+    return np.where(counts == counts.max(axis=1, keepdims=True), v, -np.inf).argmax(axis=1)
+
+
 def test_batchnorm_is_folded_without_changing_the_function(ann, digits):
     traced = trace_ann(ann)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in traced.modules())
@@ -109,12 +119,8 @@ def test_export_simulates_like_torch(ann, digits, tmp_path, restructure):
     conversion = convert_ann(ann, digits.x_train[:128], steps=8, threshold="percentile", restructure=restructure)
     graph = load_graph(conversion.export(tmp_path / "resnet.nir"))
     assert graph.metadata["spikestack"]["method"] == "ttrbr"
-    program = lower_graph(graph, resolve_options(graph.metadata))
     x = digits.x_test[:100]
-    last = program.neuron_ops[-1].name
-    run = simulate(program, np.broadcast_to(x, (8, *x.shape)).copy(), record=[last], count=False)
-    counts, v = run.output.sum(axis=0), run.recordings[last]["v"][-1]
-    sim = np.where(counts == counts.max(axis=1, keepdims=True), v, -np.inf).argmax(axis=1)
+    sim = simulated_decisions(graph, x, 8)
     with torch.no_grad():
         ours = predict(conversion.snn.run(constant_input(torch.as_tensor(x), 8))).numpy()
     assert (sim == ours).mean() >= 0.98  # float32 sums in another order may flip a rare tie
@@ -163,12 +169,7 @@ def test_bias_calibration_brings_the_snn_closer_to_the_ann(ann, digits, tmp_path
         agreement[calibrate] = (ours == want).mean()
     assert agreement[True] >= agreement[False] + 0.05
     # The corrected biases travel through NIR: the simulator decides as torch does.
-    graph = load_graph(conversion.export(tmp_path / "calibrated.nir"))
-    program = lower_graph(graph, resolve_options(graph.metadata))
-    last = program.neuron_ops[-1].name
-    run = simulate(program, np.broadcast_to(x, (4, *x.shape)).copy(), record=[last], count=False)
-    counts, v = run.output.sum(axis=0), run.recordings[last]["v"][-1]
-    sim = np.where(counts == counts.max(axis=1, keepdims=True), v, -np.inf).argmax(axis=1)
+    sim = simulated_decisions(load_graph(conversion.export(tmp_path / "calibrated.nir")), x, 4)
     assert (sim == ours).mean() >= 0.98
 
 
