@@ -33,7 +33,9 @@ from torch import nn
 from spikestack.errors import OptionsError
 from spikestack.frontend.data import Dataset, load_dataset
 from spikestack.frontend.export import export_nir, model_options
-from spikestack.frontend.neurons import LIFNeurons, SpikingSequential, check_steps, constant_input, predict
+from spikestack.frontend.neurons import (
+    LIFNeurons, Readout, SpikingSequential, check_steps, constant_input, predict,
+)
 from spikestack.frontend.train import (
     History, TrainedModel, accuracy, check_dataset, fit, seed_everything, torch_threads,
 )
@@ -135,7 +137,6 @@ def _train(model: SpikingSequential, dataset: Dataset, steps: int, epochs: int, 
     check_steps(steps)
     if not rate_penalty >= 0:
         raise OptionsError(f"rate_penalty must be >= 0, got {rate_penalty!r}")
-    neurons = sum(math.prod(layer.shape) for layer in model.neuron_layers())
 
     def logits(m: SpikingSequential, xb: torch.Tensor):
         # Logits = output spike counts over T (surrogate gradients): what `predict` ranks at deployment.
@@ -143,7 +144,7 @@ def _train(model: SpikingSequential, dataset: Dataset, steps: int, epochs: int, 
         if not rate_penalty:
             return readout.counts
         # Cost on the mean firing rate (spikes per neuron per step), the activity the chip pays for.
-        return readout.counts, rate_penalty * readout.spikes.mean() / (neurons * steps)
+        return readout.counts, rate_penalty * readout_rate(m, readout, steps).mean()
 
     return fit(model, dataset, logits, lambda m, xb: predict(m.run(constant_input(xb, steps))), epochs=epochs,
                batch_size=batch_size, lr=lr, seed=seed, device=device, progress=progress, desc=desc)
@@ -174,10 +175,14 @@ def train_dense_lif(dataset: Dataset, hidden: Sequence[int] = (512,), steps: int
     return model, _train(model, dataset, steps, epochs, seed, lr, batch_size, device, progress, "dense BPTT")
 
 
-def firing_rate(model: SpikingSequential, x: torch.Tensor, steps: int) -> torch.Tensor:
+def readout_rate(model: SpikingSequential, readout: Readout, steps: int) -> torch.Tensor:
     """Per sample: spikes of all LIF layers (output included) / (neurons x steps)."""
-    neurons = sum(math.prod(layer.shape) for layer in model.neuron_layers())
-    return model.run(constant_input(x, steps)).spikes / (neurons * steps)
+    return readout.spikes / (sum(math.prod(layer.shape) for layer in model.neuron_layers()) * steps)
+
+
+def firing_rate(model: SpikingSequential, x: torch.Tensor, steps: int) -> torch.Tensor:
+    """Per sample: the firing rate of `model` on x (B, *shape) as a constant current for `steps`."""
+    return readout_rate(model, model.run(constant_input(x, steps)), steps)
 
 
 def evaluate_hnsg(model: SpikingSequential, x, y, steps: int = 8) -> tuple[float, float]:
@@ -187,8 +192,7 @@ def evaluate_hnsg(model: SpikingSequential, x, y, steps: int = 8) -> tuple[float
 
     def predict_and_rate(m: SpikingSequential, xb: torch.Tensor) -> torch.Tensor:
         readout = m.run(constant_input(xb, steps))
-        neurons = sum(math.prod(layer.shape) for layer in m.neuron_layers())
-        rates.append((readout.spikes / (neurons * steps)).cpu())
+        rates.append(readout_rate(m, readout, steps).cpu())
         return predict(readout)
 
     acc = accuracy(model, predict_and_rate, x, y)
