@@ -4,7 +4,9 @@ Trains (or loads, `--model`) the post-activation ResNet ANN (`--blocks` basic bl
 channels, batch norm folded at conversion), then prints the SNN's test accuracy at T = `--steps`
 for: max-activation thresholds, 99.9th-percentile thresholds, searched thresholds (tuned for each
 T), searched + residual block restructuring (target: within 1 pt of the ANN at T=8), and that plus
-the per-channel bias calibration (`calibrate_bias`). The searched networks at T=8 then run through the project's simulator
+the per-channel bias calibration (`calibrate_bias`), and search + restructuring + task tuning
+(`TaskTuning`: thresholds and biases learned on the SNN with `--tune` labelled training images,
+weights frozen; our addition, docs/hnsg_ttrbr.md). The searched networks at T=8 then run through the project's simulator
 on `--sim-samples` test images: accuracy next to torch's on the same images, synaptic events per
 inference. Thresholds are calibrated on the first `--calib` training images.
 
@@ -25,18 +27,19 @@ import torch
 
 from spikestack.errors import SpikestackError
 from spikestack.frontend.data import Dataset, load_dataset
-from spikestack.frontend.methods import convert_ann, load_ann, snn_accuracy, train_resnet
+from spikestack.frontend.methods import TaskTuning, convert_ann, load_ann, snn_accuracy, train_resnet
 from spikestack.frontend.neurons import constant_input, predict
 from spikestack.frontend.train import accuracy, torch_threads
 
 from deployed import against_torch, lava_agreement  # bench/deployed.py, beside this script
 
-VARIANTS = {  # name -> (threshold kind, restructure, tuned for each T, bias calibration)
-    "max": ("max", False, False, False),
-    "percentile": ("percentile", False, False, False),
-    "search": ("search", False, True, False),
-    "search+restructure": ("search", True, True, False),
-    "search+restructure+bias": ("search", True, True, True),
+VARIANTS = {  # name -> (threshold kind, restructure, tuned for each T, bias calibration, task tuning)
+    "max": ("max", False, False, False, False),
+    "percentile": ("percentile", False, False, False, False),
+    "search": ("search", False, True, False, False),
+    "search+restructure": ("search", True, True, False, False),
+    "search+restructure+bias": ("search", True, True, True, False),
+    "search+restructure+task": ("search", True, True, False, True),
 }
 
 
@@ -51,6 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, nargs="+", default=[4, 8, 16, 32])
     p.add_argument("--calib", type=int, default=256)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--tune", type=int, default=5000, help="labelled images for the task-tuned variant's SNN pass")
     p.add_argument("--model", default=None, help="convert this save_ann file instead of training")
     p.add_argument("--save", default=None, help="write the trained ANN here (save_ann format)")
     p.add_argument("--sim-samples", type=int, default=200)
@@ -92,12 +96,14 @@ def main(argv: list[str] | None = None) -> int:
             table: dict[str, dict[int, float]] = {}
             kept = {}
             for name in args.variants:
-                kind, restructure, per_t, bias = VARIANTS[name]
+                kind, restructure, per_t, bias, task = VARIANTS[name]
+                tuning = TaskTuning(data.x_train[:max(10_000, args.tune)], data.y_train[:max(10_000, args.tune)],
+                                    snn_samples=args.tune) if task else None
                 start = time.perf_counter()
                 if per_t:
                     table[name] = {}
                     for t in args.steps:
-                        conversion = convert_ann(model, calib, t, kind, restructure, calibrate_bias=bias)
+                        conversion = convert_ann(model, calib, t, kind, restructure, calibrate_bias=bias, tuning=tuning)
                         table[name][t] = snn_accuracy(conversion.snn, data.x_test, data.y_test, t)[t]
                         if t == 8:
                             kept[name] = conversion
@@ -120,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     except SpikestackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for name in ("search+restructure", "search+restructure+bias"):
+    for name in ("search+restructure", "search+restructure+bias", "search+restructure+task"):
         best = table.get(name, {}).get(8)
         if best is not None:
             gap = 100 * (ann_acc - best)

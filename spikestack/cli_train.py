@@ -134,6 +134,9 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep residual blocks as they are (docs/hnsg_ttrbr.md)")
     p.add_argument("--calibrate-bias", action="store_true",
                    help="after each threshold, correct the layer's mean error per channel (search only)")
+    p.add_argument("--tune", type=int, default=0, metavar="N",
+                   help="then tune thresholds and biases on the SNN itself with N labelled training images "
+                        "(docs/hnsg_ttrbr.md; default 0: off)")
     p.add_argument("--calib-size", type=int, default=256, help="calibration images (default 256)")
     p.add_argument("--test-limit", type=int, default=1000, help="test images to score the SNN on; 0: none (default 1000)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")

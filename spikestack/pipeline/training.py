@@ -154,7 +154,8 @@ def train_resnet_command(dataset: str, out: str | os.PathLike = "ann.pt", *, blo
 
 def convert_command(model: str | os.PathLike, calib: str, out: str | os.PathLike = "model.nir", *,
                     steps: int = 8, threshold: str = "search", restructure: bool = True, calib_size: int = 256,
-                    test_limit: int = 1000, threads: int | None = None, calibrate_bias: bool = False) -> dict:
+                    test_limit: int = 1000, threads: int | None = None, calibrate_bias: bool = False,
+                    tune: int = 0) -> dict:
     """`spikestack convert MODEL.pt`: ANN to IF network, thresholds tuned on `calib`'s first training
     images; the SNN's accuracy at T=steps on the first `test_limit` test images (0: not measured)."""
     check_steps(steps)
@@ -162,16 +163,18 @@ def convert_command(model: str | os.PathLike, calib: str, out: str | os.PathLike
         raise OptionsError(f"test_limit must be an integer >= 0, got {test_limit!r}")
     if isinstance(calib_size, bool) or not isinstance(calib_size, int) or calib_size < 1:
         raise OptionsError(f"calib_size must be a positive integer, got {calib_size!r}")
+    if isinstance(tune, bool) or not isinstance(tune, int) or tune < 0:
+        raise OptionsError(f"tune must be an integer >= 0 (labelled images for task tuning), got {tune!r}")
     out = prepare_output(out)
     data = load_dataset(calib, flatten=False)
     with torch_threads(threads):
         conversion = convert_file(model, data, steps, threshold, restructure, calib_size, out=out,
-                                  calibrate_bias=calibrate_bias)
+                                  calibrate_bias=calibrate_bias, tune=tune)
         x, y = data.x_test[:test_limit], data.y_test[:test_limit]
         acc = snn_accuracy(conversion.snn, x, y, steps)[steps] if test_limit else None
     return {"method": "ttrbr", "model": str(out), "source": str(model), "dataset": data.name, "steps": steps,
             "threshold": threshold, "restructured": conversion.restructured, "bias_calibrated": calibrate_bias,
-            "nodes": len(conversion.graph.nodes),
+            "task_tuned_samples": tune, "nodes": len(conversion.graph.nodes),
             "thresholds": conversion.thresholds, "test_samples": len(x) if test_limit else 0, "test_accuracy": acc}
 
 
@@ -204,7 +207,9 @@ _HEADLINES = {  # method -> the summary's first line(s); every summary then name
                          f"test accuracy {_percent(s['test_accuracy'])}"),
     "ttrbr": lambda s: (f"converted {s['source']} ({s['threshold']} thresholds, "
                         f"{'restructured' if s['restructured'] else 'not restructured'}, "
-                        f"{'bias-calibrated, ' if s.get('bias_calibrated') else ''}{s['nodes']} nodes), "
+                        f"{'bias-calibrated, ' if s.get('bias_calibrated') else ''}"
+                        f"{'task-tuned on %d images, ' % s['task_tuned_samples'] if s.get('task_tuned_samples') else ''}"
+                        f"{s['nodes']} nodes), "
                         f"T={s['steps']}: SNN test accuracy {_percent(s['test_accuracy'])}"
                         + (f" on the first {s['test_samples']} test samples" if s["test_samples"] else "")),
 }

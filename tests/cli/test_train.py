@@ -122,6 +122,10 @@ def test_resnet_then_convert_gives_one_node_per_layer_of_the_resnet(tmp_path, ca
                  "--out", str(tmp_path / "r.nir")]) == 0  # restructured, searched thresholds
     restructured = load_graph(tmp_path / "r.nir")
     assert restructured.metadata["spikestack"]["restructured"] and len(restructured.nodes) > len(graph.nodes)
+    assert main(["convert", str(ann), "--calib", "digits", "--steps", "4", "--test-limit", "0", "--threads", "1",
+                 "--tune", "64", "--out", str(tmp_path / "t.nir")]) == 0  # thresholds and biases tuned on the SNN
+    assert "task-tuned on 64 images" in capsys.readouterr().out
+    assert load_graph(tmp_path / "t.nir").metadata["spikestack"]["task_tuned"]
 
 
 class Payload:
@@ -166,6 +170,7 @@ ERRORS = {
     "random bytes": (["convert", "{tmp}/junk.pt", "--calib", "digits"], "not a readable weights-only torch file"),
     "wrong input shape": (["convert", "{tmp}/wrong_shape.pt", "--calib", "digits"], "takes samples (1, 28, 28)"),
     "convert steps 0": (["convert", "{tmp}/wrong_shape.pt", "--calib", "digits", "--steps", "0"], "steps must be"),
+    "convert tune -1": (["convert", "{tmp}/wrong_shape.pt", "--calib", "digits", "--tune", "-1"], "tune must be"),
 }
 
 

@@ -19,6 +19,8 @@ Flatten and additions) becomes an IF network in three steps:
    The output layer's threshold is steps x its largest logit: it integrates without spiking over
    the deployed steps, so the readout (`predict`: spike count, ties by membrane) ranks the summed
    logits rather than a count that a single early spike would decide.
+4. optionally (`tuning=TaskTuning(...)`, our addition): `ttrbr_tuning.tune_on_task` learns the
+   thresholds and biases on labelled images through the SNN itself, weights frozen.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from torch.fx.experimental.optimization import fuse
 from spikestack.errors import DataError, OptionsError, UnsupportedError
 from spikestack.frontend.data import Dataset, load_dataset
 from spikestack.frontend.methods.ttrbr_models import ResNetSpec, ScaleLayer, SpikingGraph, build_resnet, load_ann, save_ann
+from spikestack.frontend.methods.ttrbr_tuning import TaskTuning, tune_on_task
 from spikestack.frontend.neurons import IFNeurons, check_steps, constant_input, predict
 from spikestack.frontend.train import History, fit, seed_everything
 from spikestack.ir.io import write_nir
@@ -61,6 +64,7 @@ class Conversion:
     steps: int
     threshold: str
     restructured: bool
+    task_tuned: bool = False
 
     def export(self, path: str | os.PathLike) -> Path:
         return write_nir(self.graph, path)
@@ -221,8 +225,9 @@ def tune_thresholds(snn: SpikingGraph, calib: torch.Tensor, steps: int, kind: st
 
 
 def convert_ann(model: nn.Module, calib_x, steps: int = 8, threshold: str = "search", restructure: bool = True,
-                percentile: float = 99.9, calibrate_bias: bool = False) -> Conversion:
-    """Convert a trained ReLU ANN to an IF SNN; thresholds tuned on calib_x (N, *input_shape) for `steps`."""
+                percentile: float = 99.9, calibrate_bias: bool = False, tuning: TaskTuning | None = None) -> Conversion:
+    """Convert a trained ReLU ANN to an IF SNN; thresholds tuned on calib_x (N, *input_shape) for `steps`,
+    then, if `tuning` is given, thresholds and biases tuned on its labelled images (`tune_on_task`)."""
     check_steps(steps)
     if threshold not in THRESHOLDS:
         raise OptionsError(f"threshold must be one of {', '.join(THRESHOLDS)}; got {threshold!r}")
@@ -237,9 +242,11 @@ def convert_ann(model: nn.Module, calib_x, steps: int = 8, threshold: str = "sea
     if calibrate_bias and threshold != "search":
         raise OptionsError("calibrate_bias needs threshold='search' (it corrects the simulated spikes)")
     thresholds = tune_thresholds(snn, calib, steps, threshold, percentile, calibrate_bias)
+    if tuning is not None:
+        thresholds.update(tune_on_task(snn, tuning, steps))
     graph = snn.to_nir_graph(METHOD, {"thresholds": threshold, "restructured": bool(restructure), "steps": steps,
-                                      "bias_calibrated": bool(calibrate_bias)})
-    return Conversion(snn, graph, thresholds, steps, threshold, bool(restructure))
+                                      "bias_calibrated": bool(calibrate_bias), "task_tuned": tuning is not None})
+    return Conversion(snn, graph, thresholds, steps, threshold, bool(restructure), tuning is not None)
 
 
 def snn_accuracy(snn: SpikingGraph, x, y, steps: int | list[int], batch_size: int = 250) -> dict[int, float]:
@@ -277,16 +284,19 @@ def train_resnet(dataset: Dataset | str = "fashion-mnist", blocks: int = 20, wid
 
 def convert_file(model_path: str | os.PathLike, dataset: Dataset | str = "fashion-mnist", steps: int = 8,
                  threshold: str = "search", restructure: bool = True, calib_size: int = 256,
-                 out: str | os.PathLike | None = None, calibrate_bias: bool = False) -> Conversion:
+                 out: str | os.PathLike | None = None, calibrate_bias: bool = False, tune: int = 0) -> Conversion:
     """CLI entry (`spikestack convert MODEL.pt`): load a `save_ann` file (weights_only), calibrate on
-    the first `calib_size` training images of `dataset`, convert, and write `out` (.nir) if given."""
+    the first `calib_size` training images of `dataset`, convert, and write `out` (.nir) if given;
+    `tune` > 0: then `tune_on_task` (rate view: first 10,000 training images; SNN: first `tune`)."""
     model, arch = load_ann(model_path)
     data = load_dataset(dataset, flatten=False) if isinstance(dataset, str) else dataset
     if tuple(data.sample_shape) != tuple(arch.get("in_shape", ())):
         raise DataError(f"{model_path}: the model takes samples {tuple(arch.get('in_shape', ()))}, "
                         f"dataset '{data.name}' has {tuple(data.sample_shape)}")
+    n = max(tune, TaskTuning.rate_samples)  # TaskTuning refuses a negative or non-integer tune
+    tuning = TaskTuning(data.x_train[:n], data.y_train[:n], snn_samples=tune) if tune else None
     conversion = convert_ann(model, data.x_train[:calib_size], steps, threshold, restructure,
-                             calibrate_bias=calibrate_bias)
+                             calibrate_bias=calibrate_bias, tuning=tuning)
     if out is not None:
         conversion.export(out)
     return conversion
