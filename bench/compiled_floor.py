@@ -48,7 +48,9 @@ def _kernel():
                 ops = 0
                 for j in range(k):
                     ops += nnz1[active[j]]
-                    a1 += w1[active[j]]
+                    row = w1[active[j]]
+                    for n in range(n_h):  # an explicit loop: LLVM vectorises it, in place
+                        a1[n] += row[n]
                 m = 0
                 for n in range(n_h):
                     v = alpha * v1[n] + a1[n]
@@ -60,7 +62,9 @@ def _kernel():
                 a2[:] = 0
                 for j in range(m):
                     ops += nnz2[hidden[j]]
-                    a2 += w2[hidden[j]]
+                    row = w2[hidden[j]]
+                    for n in range(n_o):
+                        a2[n] += row[n]
                 o = 0
                 for n in range(n_o):
                     v = alpha * v2[n] + a2[n]
