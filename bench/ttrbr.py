@@ -97,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             kept = {}
             for name in args.variants:
                 kind, restructure, per_t, bias, task = VARIANTS[name]
-                tuning = TaskTuning(data.x_train[:max(10_000, args.tune)], data.y_train[:max(10_000, args.tune)],
-                                    snn_samples=args.tune) if task else None
+                tuning = TaskTuning(data.x_train, data.y_train, snn_samples=args.tune) if task else None
                 start = time.perf_counter()
                 if per_t:
                     table[name] = {}

@@ -64,7 +64,6 @@ class Conversion:
     steps: int
     threshold: str
     restructured: bool
-    task_tuned: bool = False
 
     def export(self, path: str | os.PathLike) -> Path:
         return write_nir(self.graph, path)
@@ -246,7 +245,7 @@ def convert_ann(model: nn.Module, calib_x, steps: int = 8, threshold: str = "sea
         thresholds.update(tune_on_task(snn, tuning, steps))
     graph = snn.to_nir_graph(METHOD, {"thresholds": threshold, "restructured": bool(restructure), "steps": steps,
                                       "bias_calibrated": bool(calibrate_bias), "task_tuned": tuning is not None})
-    return Conversion(snn, graph, thresholds, steps, threshold, bool(restructure), tuning is not None)
+    return Conversion(snn, graph, thresholds, steps, threshold, bool(restructure))
 
 
 def snn_accuracy(snn: SpikingGraph, x, y, steps: int | list[int], batch_size: int = 250) -> dict[int, float]:
@@ -293,8 +292,7 @@ def convert_file(model_path: str | os.PathLike, dataset: Dataset | str = "fashio
     if tuple(data.sample_shape) != tuple(arch.get("in_shape", ())):
         raise DataError(f"{model_path}: the model takes samples {tuple(arch.get('in_shape', ()))}, "
                         f"dataset '{data.name}' has {tuple(data.sample_shape)}")
-    n = max(tune, TaskTuning.rate_samples)  # TaskTuning refuses a negative or non-integer tune
-    tuning = TaskTuning(data.x_train[:n], data.y_train[:n], snn_samples=tune) if tune else None
+    tuning = TaskTuning(data.x_train, data.y_train, snn_samples=tune) if tune else None
     conversion = convert_ann(model, data.x_train[:calib_size], steps, threshold, restructure,
                              calibrate_bias=calibrate_bias, tuning=tuning)
     if out is not None:

@@ -17,6 +17,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import nir
 import numpy as np
@@ -28,6 +29,9 @@ from spikestack.frontend.export import CONVERTERS, READOUT
 from spikestack.frontend.neurons import IFNeurons, Readout
 from spikestack.ir.graph import build_graph
 from spikestack.ir.options import METADATA_KEY, LoweringOptions, options_metadata, resolve_options
+
+# (layer name, IF layer, input current (T, B, *shape)) -> what the layer's consumers read (T, B, *shape)
+HiddenLayerFn = Callable[[str, IFNeurons, torch.Tensor], torch.Tensor]
 
 FORMAT = "spikestack-ann/1"
 
@@ -208,23 +212,28 @@ class SpikingGraph(nn.Module):
         if not isinstance(self.layers[output], IFNeurons):
             raise OptionsError(f"the output node '{output}' must be an IF layer (its spikes are the readout)")
 
-    def run(self, x_seq: torch.Tensor) -> Readout:
-        """Run input (T, B, *input_shape); the readout is the output layer's spikes (as `predict` wants)."""
+    def run(self, x_seq: torch.Tensor, hidden: HiddenLayerFn | None = None) -> Readout:
+        """Run input (T, B, *input_shape); the readout is the output layer's spikes (as `predict` wants).
+
+        hidden(name, layer, current) -> output, if given, replaces every hidden IF layer's spikes
+        (e.g. by a rate view, or spikes worth a learned value: `ttrbr_tuning`); Readout.spikes then
+        sums those outputs."""
         steps = x_seq.shape[0]
         last_use = {src: name for name, srcs in self.sources.items() for src in srcs}
         values: dict[str, torch.Tensor] = {"input": x_seq}
         spikes = 0
         for name, module in self.layers.items():
             x = sum(values[src] for src in self.sources[name])
-            if isinstance(module, IFNeurons):
+            if name == self.output:
                 out, state = [], None
-                for x_t in x:
+                for x_t in x:  # stepped here: the readout needs the final membrane
                     s, state = module.step(x_t, state)
                     out.append(s)
                 y = torch.stack(out)
+                return Readout(y.sum(0), state.v, x.mean(0), spikes + y.flatten(2).sum((0, 2)))
+            if isinstance(module, IFNeurons):
+                y = module(x) if hidden is None else hidden(name, module, x)
                 spikes = spikes + y.flatten(2).sum((0, 2))
-                if name == self.output:
-                    return Readout(y.sum(0), state.v, x.mean(0), spikes)
             else:
                 y = module(x.flatten(0, 1))
                 y = y.reshape(steps, -1, *y.shape[1:])
@@ -233,6 +242,10 @@ class SpikingGraph(nn.Module):
                 if last_use.get(src) == name:
                     del values[src]
         raise OptionsError(f"output node '{self.output}' was never reached")
+
+    def threshold(self, name: str) -> float:
+        """The threshold of IF layer `name` (one value for the whole layer, as this module sets it)."""
+        return float(self.layers[name].nir_params["v_threshold"].flat[0])
 
     def set_threshold(self, name: str, theta: float) -> IFNeurons:
         """Give IF layer `name` the threshold theta and rescale what reads its spikes by theta_new/theta_old.
@@ -244,7 +257,7 @@ class SpikingGraph(nn.Module):
         new = IFNeurons(old.shape, v_threshold=theta, r=old.nir_params["r"], v_reset=old.nir_params["v_reset"],
                         reset=old.options.reset, reset_timing=old.options.reset_timing,
                         initial_potential=old.options.initial_potential, dt=old.options.dt)
-        factor = theta / float(old.nir_params["v_threshold"].flat[0])
+        factor = theta / self.threshold(name)
         stack = [c for c, srcs in self.sources.items() if name in srcs]
         while stack:
             consumer = stack.pop()

@@ -31,13 +31,17 @@ from torch import nn
 
 from spikestack.errors import DataError, OptionsError
 from spikestack.frontend.methods.ttrbr_models import SpikingGraph
-from spikestack.frontend.neurons import IFNeurons
+from spikestack.frontend.neurons import IFNeurons, constant_input
+
+
+RATE_BATCH = 128  # the rate view has no time dimension: a larger batch costs little
 
 
 @dataclass(frozen=True, eq=False)
 class TaskTuning:
-    """Labelled images (x: (N, *input_shape), y: (N,)) and the budget of `tune_on_task`: one pass of
-    the rate view over the first `rate_samples`, then one of the SNN over the first `snn_samples`."""
+    """Labelled images (x: (N, *input_shape), y: (N,), e.g. a whole training set) and the budget of
+    `tune_on_task`: one pass of the rate view over the first `rate_samples` of them, then one of the
+    SNN over the first `snn_samples`."""
 
     x: np.ndarray
     y: np.ndarray
@@ -59,32 +63,21 @@ class TaskTuning:
                             f"{len(self.y)} labels")
 
 
-def _forward(snn: SpikingGraph, factors: dict[str, torch.Tensor], x: torch.Tensor, steps: int,
-             spiking: bool) -> torch.Tensor:
-    """Logits: the output layer's input current, from the SNN (x constant over `steps`) or its
-    quantised rate view (x once)."""
-    values = {"input": x.unsqueeze(0).expand(steps, *x.shape) if spiking else x}
-    for name, module in snn.layers.items():
-        current = sum(values[src] for src in snn.sources[name])
-        if name == snn.output:
-            return current.mean(0) if spiking else current
-        if not isinstance(module, IFNeurons):
-            y = module(current.flatten(0, 1) if spiking else current)
-            values[name] = y.reshape(steps, -1, *y.shape[1:]) if spiking else y
-            continue
+def _logits(snn: SpikingGraph, factors: dict[str, torch.Tensor], x: torch.Tensor, steps: int,
+            spiking: bool) -> torch.Tensor:
+    """The output layer's mean input current, from the SNN (x constant over `steps`) or from its
+    quantised rate view (x once, as a one-step sequence)."""
+
+    def hidden(name: str, layer: IFNeurons, current: torch.Tensor) -> torch.Tensor:
         scale = torch.exp(factors[name])
         if spiking:
-            out, state = [], None
-            for x_t in current / scale:
-                s, state = module.step(x_t, state)
-                out.append(s)
-            values[name] = torch.stack(out) * scale
-        else:
-            u = current / (scale * float(module.nir_params["v_threshold"].flat[0]))
-            linear = u.clamp(0, 1)
-            count = torch.clamp(torch.floor(u * steps + 0.5), 0, steps) / steps
-            values[name] = (linear + (count - linear).detach()) * scale
-    raise OptionsError(f"output node '{snn.output}' was never reached")
+            return layer(current / scale) * scale
+        u = current / (scale * snn.threshold(name))
+        linear = u.clamp(0, 1)
+        count = torch.clamp(torch.floor(u * steps + 0.5), 0, steps) / steps
+        return (linear + (count - linear).detach()) * scale
+
+    return snn.run(constant_input(x, steps) if spiking else x.unsqueeze(0), hidden).current
 
 
 def _one_pass(snn, factors, groups, x, y, steps, spiking, batch_size, seed) -> None:
@@ -92,7 +85,7 @@ def _one_pass(snn, factors, groups, x, y, steps, spiking, batch_size, seed) -> N
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     for start in range(0, len(x), batch_size):
         idx = order[start:start + batch_size]
-        loss = F.cross_entropy(_forward(snn, factors, x[idx], steps, spiking), y[idx])
+        loss = F.cross_entropy(_logits(snn, factors, x[idx], steps, spiking), y[idx])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -115,7 +108,7 @@ def tune_on_task(snn: SpikingGraph, tuning: TaskTuning, steps: int) -> dict[str,
         rate_groups = [{"params": list(factors.values()), "lr": tuning.rate_lr}]
         n = tuning.rate_samples
         if n:
-            _one_pass(snn, factors, rate_groups, x[:n], y[:n], steps, False, 128, tuning.seed)
+            _one_pass(snn, factors, rate_groups, x[:n], y[:n], steps, False, RATE_BATCH, tuning.seed)
         snn_groups = [{"params": list(factors.values()), "lr": tuning.snn_lr}]
         if biases:
             snn_groups.append({"params": biases, "lr": tuning.snn_lr / 10})
@@ -128,7 +121,7 @@ def tune_on_task(snn: SpikingGraph, tuning: TaskTuning, steps: int) -> dict[str,
     thresholds = {}
     with torch.no_grad():
         for name in hidden:
-            theta = float(snn.layers[name].nir_params["v_threshold"].flat[0]) * float(torch.exp(factors[name]))
+            theta = snn.threshold(name) * float(torch.exp(factors[name]))
             snn.set_threshold(name, theta)
             thresholds[name] = theta
     return thresholds
