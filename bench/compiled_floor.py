@@ -13,14 +13,12 @@ median of --repeats) on this machine. numba is not a dependency of spikestack; i
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 
 import numpy as np
 import torch
 
-from sim_throughput import SIZES, torch_loop  # bench/, beside this script
+from sim_throughput import SIZES, interleaved_rates, torch_loop, workload  # bench/, beside this script
 
 try:
     import numba
@@ -93,29 +91,28 @@ def main() -> int:
         return 2
     numba.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(0)  # W as in sim_throughput.workload
-    w1 = rng.normal(0, 0.08, (SIZES[1], SIZES[0])).astype(np.float32).T.copy()
-    w2 = rng.normal(0, 0.25, (SIZES[2], SIZES[1])).astype(np.float32).T.copy()
+    _, w1, w2 = workload(0)  # W exactly as bench/sim_throughput.py builds it, (out, in)
+    w1, w2 = w1.T.copy(), w2.T.copy()  # rows per presynaptic neuron, for row accumulation
     nnz1, nnz2 = (w1 != 0).sum(1), (w2 != 0).sum(1)
     x = np.random.default_rng(1).random((args.steps, args.batch, SIZES[0])) < 0.1
     run = _kernel()
-    run(x[:, :2], w1, nnz1, w2, nnz2, np.float32(0.9))  # compile
+    counts = run(x[:, :2], w1, nnz1, w2, nnz2, np.float32(0.9))  # compile
     xt, w1t, w2t = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(w1), torch.as_tensor(w2)
-    times: dict[str, list[float]] = {"compiled": [], "torch": []}
-    for _ in range(args.repeats):
-        start = time.perf_counter()
+
+    def compiled():
+        nonlocal counts
         counts = run(x, w1, nnz1, w2, nnz2, np.float32(0.9))
-        times["compiled"].append(time.perf_counter() - start)
-        start = time.perf_counter()
+
+    def dense():
         with torch.no_grad():
             torch_loop(xt, w1t, w2t)
-        times["torch"].append(time.perf_counter() - start)
+
     work = args.steps * args.batch
-    for name, t in times.items():
-        print(f"{name:<10}{work / statistics.median(t):>14,.0f} sample-steps/s")
-    ratio = statistics.median(t / c for c, t in zip(times["compiled"], times["torch"]))
+    rates, ratios, _ = interleaved_rates({"compiled": compiled, "torch": dense}, work, args.repeats)
+    for name, rate in rates.items():
+        print(f"{name:<10}{rate:>14,.0f} sample-steps/s")
     events = (counts[:, 0] * SIZES[1] + counts[:, 1] * SIZES[2]).mean()
-    print(f"compiled / torch: {ratio:.2f}; hidden rate {counts[:, 1].sum() / (work * SIZES[1]):.3f}, "
+    print(f"compiled / torch: {ratios['compiled']:.2f}; hidden rate {counts[:, 1].sum() / (work * SIZES[1]):.3f}, "
           f"{events / 1e6:.2f} M synaptic events per sample")
     return 0
 
