@@ -1,6 +1,8 @@
 """The `spikestack` command: parse arguments, call one library function, print.
 
-Every `SpikestackError` becomes one line on stderr and exit code 2; nothing else is decided here.
+Every `SpikestackError`, argparse error (`arguments.Parser`) and MemoryError becomes one line on
+stderr and exit code 2; any other exception is a bug of ours: one 'internal error' line and exit 1
+(SPIKESTACK_DEBUG=1 shows the traceback). Nothing else is decided here.
 Each command's work is a public function (`spikestack.pipeline` or a stage), callable from Python.
 """
 
@@ -8,12 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import warnings
 from typing import Callable, Sequence
 
-from spikestack.arguments import add_lowering_arguments, lowering_options
-from spikestack.errors import SpikestackError
+from spikestack.arguments import (COUNT, NATURAL, POSITIVE, Parser, add_lowering_arguments, add_progress_argument,
+                                  lowering_options, wants_progress)
+from spikestack.errors import SpikestackError, Terminated
+from spikestack.memory import memory_limit
+from spikestack.signals import StopSignals
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
@@ -55,13 +62,16 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record", nargs="*", default=[], metavar="NODE", help="nodes whose state to record")
     p.add_argument("--out", required=True, help="outputs and recordings (.npz)")
     p.add_argument("--stats", help="operation counts per node and step (.json)")
+    add_progress_argument(p)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from spikestack.pipeline import load_input, load_program, run_program, save_run
+    from spikestack.pipeline import check_run_paths, load_input, load_program, run_program, save_run
 
+    check_run_paths(args.graph, args.input, args.out, args.stats)  # before anything runs: a refusal writes nothing
     program = load_program(args.graph, **lowering_options(args))
-    run = run_program(program, load_input(args.input), args.backend, args.mode, tuple(args.record))
+    run = run_program(program, load_input(args.input), args.backend, args.mode, tuple(args.record),
+                      progress=wants_progress(args))
     save_run(run, args.out, args.stats)
     counts = run.counts
     summary = f", {counts.total('synaptic_events')} synaptic events" if counts is not None else ""
@@ -75,7 +85,7 @@ command("run", "simulate a graph (or run it on Lava) on a .npy input")((_run_arg
 def _map_args(p: argparse.ArgumentParser) -> None:
     add_lowering_arguments(p)
     p.add_argument("--chip", default="loihi2", help="profile name or YAML path")
-    p.add_argument("--weight-bits", type=int)
+    p.add_argument("--weight-bits", type=COUNT, help="bits per synapse (default: the chip's)")
     p.add_argument("--json", action="store_true")
 
 
@@ -101,7 +111,7 @@ def _energy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", required=True, help="time-major input (T, B, *input_shape) as .npy")
     p.add_argument("--chip", action="append", required=True, help="profile name or YAML path (repeat)")
     p.add_argument("--mode", choices=["float", "loihi"], default="float")
-    p.add_argument("--dt-seconds", type=float, help="seconds per step (default: dt, when in seconds)")
+    p.add_argument("--dt-seconds", type=POSITIVE, help="seconds per step (default: dt, when in seconds)")
     p.add_argument("--out", default="out/energy")
 
 
@@ -110,7 +120,7 @@ def _energy(args: argparse.Namespace) -> int:
     from spikestack.pipeline import energy, load_input
 
     report = energy(args.graph, load_input(args.input), args.chip, args.out, mode=args.mode,
-                    dt_seconds=args.dt_seconds, **lowering_options(args))
+                    dt_seconds=args.dt_seconds, input_path=args.input, **lowering_options(args))
     print(format_markdown(report).split("\n## ")[0])
     print(f"wrote {args.out}/energy.json, energy.md and plots")
     return 0
@@ -125,14 +135,15 @@ def _deploy_args(p: argparse.ArgumentParser) -> None:
     source.add_argument("--input", help="time-major input (T, B, *input_shape) as .npy")
     source.add_argument("--dataset", help="digits, fashion-mnist or a directory of MNIST-layout IDX files: "
                                           "its test set, rate-coded, scored per backend")
-    p.add_argument("--steps", type=int, help="time steps per dataset sample (default 32)")
-    p.add_argument("--limit", type=int, help="first N samples only")
+    p.add_argument("--steps", type=COUNT, help="time steps per dataset sample (default 32)")
+    p.add_argument("--limit", type=COUNT, help="first N samples only")
     p.add_argument("--chip", action="append", help="profile name or YAML path (repeat; default: every shipped chip)")
     p.add_argument("--backend", choices=["sim", "lava", "both"], default="both")
-    p.add_argument("--samples", type=int, default=3, help="samples to run on Lava (default 3)")
-    p.add_argument("--dt-seconds", type=float, help="seconds per step (default: dt, when in seconds)")
-    p.add_argument("--seed", type=int, default=0, help="dataset split and rate-coding seed")
+    p.add_argument("--samples", type=COUNT, default=3, help="samples to run on Lava (default 3)")
+    p.add_argument("--dt-seconds", type=POSITIVE, help="seconds per step (default: dt, when in seconds)")
+    p.add_argument("--seed", type=NATURAL, default=0, help="dataset split and rate-coding seed")
     p.add_argument("--out", required=True, help="directory for report.html, report.md, report.json")
+    add_progress_argument(p)
 
 
 def _deploy(args: argparse.Namespace) -> int:
@@ -141,7 +152,7 @@ def _deploy(args: argparse.Namespace) -> int:
     x = load_input(args.input) if args.input else None
     deploy(args.graph, args.out, x=x, dataset=args.dataset, steps=args.steps, limit=args.limit, chips=args.chip,
            backend=args.backend, samples=args.samples, dt_seconds=args.dt_seconds, seed=args.seed, echo=print,
-           **lowering_options(args))
+           input_path=args.input, progress=wants_progress(args), **lowering_options(args))
     return 0
 
 
@@ -151,13 +162,14 @@ command("deploy", "validate, map, simulate, run on Lava, compare, estimate energ
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/demo", help="directory for the model and reports")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=NATURAL, default=0)
+    add_progress_argument(p)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from spikestack.pipeline import demo
 
-    demo(out_dir=args.out, seed=args.seed, echo=print)
+    demo(out_dir=args.out, seed=args.seed, echo=print, progress=wants_progress(args))
     return 0
 
 
@@ -196,28 +208,61 @@ command("convert", "convert a trained ResNet ANN (.pt) to an SNN with tuned thre
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spikestack", description=__doc__.splitlines()[0])
+    parser = Parser(prog="spikestack", description=__doc__.splitlines()[0])  # its sub-parsers are Parsers too
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_args, _) in COMMANDS.items():
         add_args(sub.add_parser(name, help=help_text))
+    _add_max_memory(parser, None)
     return parser
+
+
+def _add_max_memory(parser: argparse.ArgumentParser, default) -> None:
+    """--max-memory on `parser` and on every sub-parser below it (train's methods too), so it may go
+    before or after a command's name. Sub-parsers default to SUPPRESS: a value given before the name
+    would otherwise be overwritten by theirs."""
+    parser.add_argument("--max-memory", metavar="SIZE", default=default,
+                        help="memory that what a file declares may take, e.g. 512M or 2G "
+                             "(default: 80%% of the available memory)")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in {id(p): p for p in action.choices.values()}.values():
+                _add_max_memory(sub, argparse.SUPPRESS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a one-line argparse error (2): an exit code, as for the rest
+        return exc.code if isinstance(exc.code, int) else 0
     warnings.filterwarnings("ignore")  # torch/nirtorch deprecation noise is not the user's business
     try:
-        return COMMANDS[args.command][2](args)
+        # SIGTERM/SIGHUP raise like Ctrl-C, so every command's cleanup (temporary files, Lava) runs.
+        with StopSignals(), memory_limit(args.max_memory):  # a bad size is an OptionsError: one line, exit 2
+            return COMMANDS[args.command][2](args)
     except SpikestackError as exc:
         print(f"spikestack {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
         sys.stderr.close()
         return 0
+    except Terminated as exc:  # SIGTERM or SIGHUP: the `finally` blocks have cleaned up (Lava, temporary files)
+        print(f"spikestack {args.command}: terminated ({signal.Signals(exc.signum).name})", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print(f"spikestack {args.command}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:  # an allocation no size check foresaw: the user's input was too big for this machine
+        print(f"spikestack {args.command}: error: out of memory while running '{args.command}'; "
+              "use --max-memory to refuse such inputs up front, or a smaller input", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug of ours, not the user's: one line and exit 1, never 2
+        if os.environ.get("SPIKESTACK_DEBUG", "") not in ("", "0"):
+            raise
+        what = " ".join(str(exc).split())[:300]
+        print(f"spikestack {args.command}: internal error: {type(exc).__name__}: {what} "
+              "(set SPIKESTACK_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -4,18 +4,21 @@ Kept apart so cli.py stays short; nothing else may import it. It imports nothing
 (`spikestack.pipeline.training`) load torch when a command runs, so `spikestack --help` stays fast.
 Two rules keep the library the one place that decides:
 - no argparse `choices`: a bad name (dataset, surrogate, arch, noise...) reaches the method, whose
-  `SpikestackError` is one line on stderr and exit 2, as from Python (argparse would print its usage too);
+  `SpikestackError` is one line on stderr and exit 2, as from Python; likewise ranges (steps >= 1, seed
+  >= 0, keep in (0, 1]...) are the method's to check: floats are typed `FINITE` only, so NaN and inf
+  are refused at once by option name;
 - an option left out is not passed on (its default is None here), so the method's own default applies.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Callable
 
+from spikestack.arguments import FINITE, add_progress_argument, wants_progress
+
 # Options that are not keyword arguments of the jobs.
-_NOT_PASSED = {"command", "method", "dataset", "calib", "model", "out", "json"}
+_NOT_PASSED = {"command", "method", "dataset", "calib", "model", "out", "json", "max_memory"}
 
 
 def _common(p: argparse.ArgumentParser, out: str = "model.nir") -> None:
@@ -23,13 +26,12 @@ def _common(p: argparse.ArgumentParser, out: str = "model.nir") -> None:
     p.add_argument("--out", default=out, help=f"the trained model (default {out})")
     p.add_argument("--epochs", type=int, help="training epochs (default: the method's)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and noise (default 0)")
-    p.add_argument("--lr", type=float, help="Adam learning rate (default: the method's)")
+    p.add_argument("--lr", type=FINITE, help="Adam learning rate (default: the method's)")
     p.add_argument("--batch-size", type=int, help="mini-batch size (default: the method's)")
     p.add_argument("--limit", type=int, help="the first N training and N test samples only, for quick runs")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's; 1 is fastest for small MLPs)")
     p.add_argument("--json", metavar="SUMMARY.json", help="also write the summary as JSON")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="tqdm progress bars (default: when stderr is a terminal)")
+    add_progress_argument(p)
 
 
 def _s3nn(p: argparse.ArgumentParser) -> None:
@@ -41,27 +43,29 @@ def _s3nn(p: argparse.ArgumentParser) -> None:
 
 def _noise_t1(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise", default="gaussian", help="gaussian, uniform or none (default gaussian)")
-    p.add_argument("--noise-mean", type=float, help="noise mean in thresholds: the initial potential (default 0.5)")
-    p.add_argument("--noise-std", type=float, help="noise standard deviation in thresholds (default 0.29)")
+    p.add_argument("--noise-mean", type=FINITE, help="noise mean in thresholds: the initial potential (default 0.5)")
+    p.add_argument("--noise-std", type=FINITE, help="noise standard deviation in thresholds (default 0.29)")
     p.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default 256)")
     p.add_argument("--eval-steps", type=int, nargs="+", default=[1, 4, 8, 16, 32], metavar="T",
                    help="time steps at which to report the converted accuracy (default 1 4 8 16 32)")
 
 
 def _hnsg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--keep", type=float, default=0.5, help="fraction of weights kept per layer, in (0, 1] (default 0.5)")
+    p.add_argument("--keep", type=FINITE, default=0.5,
+                   help="fraction of weights kept per layer, in (0, 1] (default 0.5)")
     p.add_argument("--steps", type=int, default=8, help="time steps, in training and evaluation (default 8)")
     p.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default 512)")
     p.add_argument("--sign-term", action=argparse.BooleanOptionalAction, default=True,
                    help="multiply the score gradient by sign(S) (default on; docs/hnsg_ttrbr.md)")
-    p.add_argument("--rate-penalty", type=float, help="weight of the mean firing rate in the loss (default 0)")
+    p.add_argument("--rate-penalty", type=FINITE, help="weight of the mean firing rate in the loss (default 0)")
 
 
 def _loss_scale(text: str) -> float | str:
     try:  # a number, or a word ('auto') that the method accepts or refuses in one line
-        return float(text)
+        float(text)
     except ValueError:
         return text
+    return FINITE(text)
 
 
 def _spide(p: argparse.ArgumentParser) -> None:
@@ -110,8 +114,8 @@ def _finish(summary: dict, json_path: str | None) -> int:
 
 def _options(args: argparse.Namespace) -> dict:
     options = {k: v for k, v in vars(args).items() if k not in _NOT_PASSED}
-    if "progress" in options and options["progress"] is None:
-        options["progress"] = sys.stderr.isatty()
+    if "progress" in options:
+        options["progress"] = wants_progress(args)
     return options
 
 
@@ -119,6 +123,7 @@ def run_train(args: argparse.Namespace) -> int:
     """Run the method's job with the parsed options, print its summary; a SpikestackError propagates."""
     from spikestack.pipeline import training
 
+    training.check_job_outputs(args.out, args.json, dataset=args.dataset)  # --json too, before training
     job = getattr(training, METHODS[args.method][3])
     return _finish(job(args.dataset, args.out, **_options(args)), args.json)
 
@@ -145,6 +150,7 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from spikestack.pipeline.training import convert_command
+    from spikestack.pipeline.training import check_job_outputs, convert_command
 
+    check_job_outputs(args.out, args.json, model=args.model, calib=args.calib)  # --json too, before converting
     return _finish(convert_command(args.model, args.calib, args.out, **_options(args)), args.json)

@@ -42,3 +42,21 @@ class ChipError(SpikestackError):
 
 class DataError(SpikestackError):
     """A dataset path or input array that is missing or has the wrong shape."""
+
+
+class OutputPathError(SpikestackError):
+    """An output path that is an input, or cannot be written (a directory, under a file, unwritable)."""
+
+
+class ResourceLimitError(SpikestackError):
+    """What a file declares (or an option asks for) would take more memory than the budget (--max-memory)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """A stop signal other than Ctrl-C (SIGTERM, SIGHUP) raised where it arrived, so that `finally`
+    blocks clean up as they do for Ctrl-C (spikestack/signals.py). Not a `SpikestackError`: nothing
+    is wrong with the input; the CLI exits with 128 + signum."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum

@@ -10,6 +10,7 @@ importable from here.
 
 from __future__ import annotations
 
+from spikestack.checks import check_count
 from spikestack.energy.layers import WEIGHT_KINDS, Layer, find_layers
 from spikestack.energy.mesh import PER_CORE, place_mesh
 from spikestack.energy.placement import CoreLoad, Placement, mesh_grid
@@ -21,6 +22,7 @@ from spikestack.ir.program import Program
 
 def _weight_bits(profile: ChipProfile, weight_bits: int | None) -> int:
     """Bits per synapse: the caller's (the quantised width), else the profile's; 0 when no limit needs it."""
+    check_count(weight_bits, "weight_bits")  # 0 or fewer would place any network on one core
     bits = weight_bits if weight_bits is not None else profile.limits.get("weight_bits")
     if bits is None:
         if "synapse_memory_bits_per_core" in profile.limits or "kernel_memory_entries_per_core" in profile.limits:

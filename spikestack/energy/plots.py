@@ -13,13 +13,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from spikestack.energy.budget import Budget
+from spikestack.energy.report import PLOT_FILES
 from spikestack.ir.run import Counts
+from spikestack.outputs import write_atomically
 
 
 def _save(fig: Figure, path: Path) -> str:
     FigureCanvasAgg(fig)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110))
     return str(path)
 
 
@@ -111,7 +113,7 @@ def plot_raster(path: Path, spikes: dict[str, np.ndarray] | None = None, counts:
 def write_plots(budgets: dict, out_dir: Path, counts: Counts | None = None,
                 spikes: dict[str, np.ndarray] | None = None) -> list[str]:
     """All three plots into out_dir; returns the files written (a plot with nothing to show is skipped)."""
-    made = [plot_layer_energy(budgets, out_dir / "energy_per_layer.png"),
-            plot_raster(out_dir / "spike_raster.png", spikes, counts),
-            plot_energy_per_step(budgets, out_dir / "energy_per_step.png")]
+    layers, raster, steps = (out_dir / name for name in PLOT_FILES)
+    made = [plot_layer_energy(budgets, layers), plot_raster(raster, spikes, counts),
+            plot_energy_per_step(budgets, steps)]
     return [m for m in made if m]

@@ -17,7 +17,7 @@ Schema (every top-level key but `cycles` is required; nothing else is allowed at
     cycles:                           # optional; units: cycles, or 1 for a dimensionless factor
       <name>: {value: X, unit: U, source: "...", kind: K}
 
-Limit values are non-negative integers, lists of them (one entry per core where cores differ, e.g.
+Limit values are positive integers, lists of them (one entry per core where cores differ, e.g.
 Speck's kernel memory) or booleans (rules such as "memory is padded to powers of two"). `limits`
 on the profile holds the bare values so the mapper reads `profile.limits["cores"]`; their
 provenance sits beside them in `limit_sources`.
@@ -71,6 +71,8 @@ _OPTIONAL = ("cycles",)
 _CONSTANT_KEYS = ("value", "unit", "source", "kind")
 _LIMIT_KEYS = ("value", "source", "kind")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+MAX_PROFILE_BYTES = 2**20  # the shipped profiles are 2-6 kB: anything near this is not a profile
+MAX_DEPTH = 16  # top level, section, entry, a per-core list: four levels; deeper is not a profile
 
 
 @dataclass(frozen=True)
@@ -145,11 +147,31 @@ def load_profile(name_or_path: str | os.PathLike) -> ChipProfile:
     is_path = os.sep in text or "/" in text or text.endswith((".yaml", ".yml"))
     path = Path(text) if is_path else PROFILE_DIR / f"{text}.yaml"
     if not path.is_file():
-        if is_path:
-            raise ChipError(f"chip profile {path}: file not found")
-        raise ChipError(f"unknown chip profile '{text}' (shipped: {', '.join(list_profiles())})")
+        if not is_path:
+            raise ChipError(f"unknown chip profile '{text}' (shipped: {', '.join(list_profiles())})")
+        raise ChipError(f"chip profile {path}: {'not a regular file' if path.exists() else 'file not found'}")
+    return _build(_read_yaml(path), path)
+
+
+def _read_yaml(path: Path) -> object:
+    """The file's YAML, after two refusals that keep a hostile file cheap: more than MAX_PROFILE_BYTES
+    (read no further), or deeper than MAX_DEPTH (counted on PyYAML's event stream, which is iterative;
+    building the objects recurses once per level and would end in a RecursionError)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            raw = f.read(MAX_PROFILE_BYTES + 1)
+        if len(raw) > MAX_PROFILE_BYTES:
+            raise ChipError(f"chip profile {path}: larger than {MAX_PROFILE_BYTES // 2**20} MB; a profile is a few kB")
+        text = raw.decode("utf-8")
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            depth += isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent))
+            depth -= isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent))
+            if depth > MAX_DEPTH:
+                where = f" at line {event.start_mark.line + 1}" if event.start_mark is not None else ""
+                raise ChipError(f"chip profile {path}: nested more than {MAX_DEPTH} levels deep{where}; "
+                                "a profile nests four")
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else ""
@@ -157,7 +179,8 @@ def load_profile(name_or_path: str | os.PathLike) -> ChipProfile:
         raise ChipError(f"chip profile {path}: YAML syntax error{at}: {problem}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ChipError(f"chip profile {path}: cannot read: {exc}") from None
-    return _build(data, path)
+    except RecursionError:  # belt and braces: the depth check should have refused it
+        raise ChipError(f"chip profile {path}: nested too deeply to read") from None
 
 
 def _fail(path: Path, key: str, reason: str) -> ChipError:
@@ -229,7 +252,8 @@ def _limits(section: object, path: Path) -> tuple[dict[str, object], dict[str, t
         items = value if isinstance(value, list) else [value]
         plain_bool = isinstance(value, bool)
         if not plain_bool and (not items or not all(_is_count(v) for v in items)):
-            raise _fail(path, f"{key}.value", "must be a non-negative integer, a list of them, or true/false")
+            raise _fail(path, f"{key}.value", "must be a positive integer, a list of them, or true/false "
+                                              "(a count or a width: 0 would hold nothing)")
         values[name] = list(value) if isinstance(value, list) else value
         sources[name] = (" ".join(entry["source"].split()), entry["kind"])
     # A per-core list must name every core once, or the mapper would silently skip or invent cores.
@@ -241,7 +265,7 @@ def _limits(section: object, path: Path) -> tuple[dict[str, object], dict[str, t
 
 
 def _is_count(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
 
 
 def _constants(section: object, where: str, path: Path) -> dict[str, Constant]:

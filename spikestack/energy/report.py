@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikestack.checks import check_positive
 from spikestack.energy.budget import Budget
 from spikestack.energy.mapping import check_fit, map_to_cores
 from spikestack.energy.model import estimate
@@ -22,6 +23,11 @@ from spikestack.energy.profile import load_profile
 from spikestack.errors import ChipError, OptionsError
 from spikestack.ir.program import Program
 from spikestack.ir.run import Counts, Run
+from spikestack.outputs import ensure_directory, write_text
+
+# What a report writes into its directory (names the commands check against their inputs first).
+PLOT_FILES = ("energy_per_layer.png", "spike_raster.png", "energy_per_step.png")
+ENERGY_FILES = ("energy.json", "energy.md", *PLOT_FILES)
 
 _PREFIXES = [(1e-15, "f"), (1e-12, "p"), (1e-9, "n"), (1e-6, "µ"), (1e-3, "m"), (1.0, "")]
 
@@ -117,16 +123,15 @@ def write_report(budgets: dict[str, Budget | list[str] | str], out_dir: str | os
                  meta: dict | None = None) -> dict:
     """Write energy.json, energy.md and the plots into out_dir; return the JSON content.
     `budgets`: chip -> Budget, or the chip's violations (list of str) when the network does not fit."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_directory(out_dir)
     from spikestack.energy.plots import write_plots  # matplotlib loads only when a report is drawn
 
     report = {"chips": {chip: chip_entry(b) for chip, b in budgets.items()}, **(meta or {})}
     report["plots"] = write_plots(budgets, out, counts, spikes)
     if counts is not None:
         report["counts"] = counts.to_dict()
-    (out / "energy.json").write_text(json.dumps(report, indent=2, default=_json_default), encoding="utf-8")
-    (out / "energy.md").write_text(format_markdown(report), encoding="utf-8")
+    write_text(out / "energy.json", json.dumps(report, indent=2, default=_json_default))
+    write_text(out / "energy.md", format_markdown(report))
     return report
 
 
@@ -149,6 +154,7 @@ def energy_report(program: Program, run: Run, chips: list[str], out_dir: str | o
                   dt: float | None = None, weight_bits: int | None = None) -> dict:
     """Place the program on each chip, estimate the run's counts there and write the report.
     `chips`: profile names or paths; `dt`: seconds per step (default: from the lowering options)."""
+    check_positive(dt, "dt (seconds per step)")  # 0, negative, NaN or inf: energies and latencies of no meaning
     if run.counts is None or not run.counts.per_node:
         raise OptionsError("the run has no counts: simulate with count=True before an energy report")
     seconds, source = (dt, "given") if dt is not None else _dt_seconds(program)

@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from spikestack.errors import DataError, OptionsError
+from spikestack.memory import check_elements, element_count
 
 DEFAULT_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+MAX_CLASSES = 65_536  # labels beyond this are damage, not a task: the output layer is sized from them
 
 # IDX type codes (third byte of the magic number) -> big-endian numpy dtype.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -72,40 +74,49 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0, flatten: bool = True
     return Dataset(x_tr, y_tr, x_te, y_te, "digits", shape, 10)
 
 
+def _read_exactly(stream, n: int, path: Path, what: str) -> bytes:
+    data = stream.read(n)
+    if len(data) < n:
+        raise DataError(f"{path}: truncated IDX {what} (need {n} bytes, have {len(data)})")
+    return data
+
+
 def read_idx(path: str | Path) -> np.ndarray:
     """Read one IDX file (raw or gzip-compressed) into an array of its own dtype and shape.
 
     The header is parsed by hand: magic = 0x00 0x00 <type code> <ndim>, then ndim big-endian
     uint32 sizes. No checksum is checked, since Debian re-compresses the Fashion-MNIST files.
+    The header is read first and the size it declares checked against the memory budget; a gzip
+    stream is then inflated up to that size and one byte more, never further, so a small `.gz`
+    that inflates to gigabytes costs no more than its header admits.
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
-        # Sniff the gzip magic rather than trusting the suffix; an IDX file always starts 0x0000.
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+        with path.open("rb") as file:
+            # Sniff the gzip magic rather than trusting the suffix; an IDX file always starts 0x0000.
+            compressed = file.read(2) == b"\x1f\x8b"
+            file.seek(0)
+            stream = gzip.GzipFile(fileobj=file) if compressed else file
+            magic = _read_exactly(stream, 4, path, "header")
+            zero, code, ndim = int.from_bytes(magic[0:2], "big"), magic[2], magic[3]
+            if zero != 0 or code not in _IDX_DTYPES or ndim == 0:
+                raise DataError(f"{path}: not an IDX file (bad magic number 0x{magic.hex()})")
+            sizes = _read_exactly(stream, 4 * ndim, path, "header")
+            dims = tuple(int.from_bytes(sizes[4 * i : 4 + 4 * i], "big") for i in range(ndim))
+            dtype = np.dtype(_IDX_DTYPES[code])
+            # Two copies: the bytes read, then the array in native byte order.
+            expected = check_elements(f"{path}: IDX data of dims {dims}", element_count(dims), dtype, copies=2) // 2
+            payload = stream.read(expected + 1)
     except FileNotFoundError:
         raise DataError(f"{path}: IDX file not found") from None
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read IDX file ({exc})") from None
-
-    if len(raw) < 4:
-        raise DataError(f"{path}: truncated IDX file ({len(raw)} bytes, no header)")
-    zero, code, ndim = int.from_bytes(raw[0:2], "big"), raw[2], raw[3]
-    if zero != 0 or code not in _IDX_DTYPES or ndim == 0:
-        raise DataError(f"{path}: not an IDX file (bad magic number 0x{raw[:4].hex()})")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header (need {header} bytes, have {len(raw)})")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_DTYPES[code])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise DataError(
-            f"{path}: IDX payload is {len(raw) - header} bytes but dims {dims} need {expected}"
-        )
+    if len(payload) > expected:  # inflated no further than this: whatever follows is not read
+        raise DataError(f"{path}: IDX payload is longer than the {expected} bytes its dims {dims} declare")
+    if len(payload) < expected:
+        raise DataError(f"{path}: IDX payload is {len(payload)} bytes but dims {dims} need {expected}")
     # Native byte order so downstream code (torch.from_numpy in particular) accepts it.
-    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+    data = np.frombuffer(payload, dtype=dtype).reshape(dims)
     return data.astype(dtype.newbyteorder("="))
 
 
@@ -164,6 +175,10 @@ def load_idx_dir(
     if min(y_train.min(initial=0), y_test.min(initial=0)) < 0:
         raise DataError(f"{directory}: negative class labels")
     num_classes = int(max(y_train.max(initial=-1), y_test.max(initial=-1))) + 1
+    if num_classes > MAX_CLASSES:  # the output layer is sized from the labels
+        path = arrays["y_train" if y_train.max(initial=-1) + 1 == num_classes else "y_test"][0]
+        raise DataError(f"{path}: label {num_classes - 1:,} makes {num_classes:,} classes, more than the "
+                        f"{MAX_CLASSES:,} an output layer may have")
     return Dataset(
         images("x_train"), y_train, images("x_test"), y_test, directory.name, shape, num_classes
     )

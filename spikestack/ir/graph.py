@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import nir
-import numpy as np
 
 from spikestack.errors import GraphValidationError
-from spikestack.ir.shapes import Shape, rule_for
+from spikestack.ir.shapes import Shape, declared_shape, rule_for
 
 NEURON_TYPES = frozenset({"LIF", "IF", "LI", "I", "CubaLIF", "CubaLI"})
 SPIKING_TYPES = frozenset({"LIF", "IF", "CubaLIF", "Threshold"})
@@ -81,11 +80,15 @@ def flatten_graph(graph: nir.NIRGraph, prefix: str = "") -> tuple[dict, list, li
             entry[name], exit_[name] = sub_in, sub_out
         else:
             nodes[full] = node
+    where = prefix.rstrip(".") or "graph"
+    seen: set[tuple[str, str]] = set()
     for src, dst in graph.edges:
         for end in (src, dst):
             if end not in graph.nodes:
-                where = prefix.rstrip(".") or "graph"
                 raise GraphValidationError(f"{where}: edge {src} -> {dst} refers to missing node '{end}'")
+        if (src, dst) in seen:  # summed twice, it would double what dst receives from src
+            raise GraphValidationError(f"{where}: edge {src} -> {dst} appears twice")
+        seen.add((src, dst))
         srcs = exit_.get(src, [prefix + src])
         dsts = entry.get(dst, [prefix + dst])
         edges.extend((s, d) for s in srcs for d in dsts)
@@ -136,15 +139,22 @@ def _order(nodes, edges, inputs) -> tuple[list[str], set[tuple[str, str]]]:
     return post[::-1], back
 
 
+def _named(name: str, fn):
+    """fn(), with a GraphValidationError from a shape rule given the name of the node at fault."""
+    try:
+        return fn()
+    except GraphValidationError as exc:
+        raise GraphValidationError(str(exc), node=name) from None
+
+
 def _infer_shapes(nodes, order, fan_in, inputs):
     in_shapes: dict[str, Shape] = {}
     out_shapes: dict[str, Shape] = {}
-    for name in inputs:  # Input types may be missing or partial: fall back to the consumers' hints
-        declared = np.asarray(nodes[name].input_type.get("input", []) if nodes[name].input_type else [])
-        shape = tuple(int(s) for s in declared.ravel()) if declared.size and (declared > 0).all() else None
+    for name in inputs:  # Input types may be missing: fall back to the consumers' hints
+        shape = _named(name, lambda: declared_shape((nodes[name].input_type or {}).get("input"), "shape"))
         if shape is None:
             consumers = [d for d, srcs in fan_in.items() if name in srcs]
-            hints = [rule_for(type_name(nodes[c]), c).hint(nodes[c]) for c in consumers]
+            hints = [_named(c, lambda c=c: rule_for(type_name(nodes[c]), c).hint(nodes[c])) for c in consumers]
             shape = next((h for h in hints if h is not None), None)
         if shape is None:
             raise GraphValidationError("input shape unknown: the Input node has no type and no consumer implies one", node=name)
@@ -155,7 +165,7 @@ def _infer_shapes(nodes, order, fan_in, inputs):
         if name not in in_shapes:
             known = [out_shapes[s] for s in fan_in[name] if s in out_shapes]
             if not known:  # only reached through back edges: trust the node's own parameters
-                hint = rule.hint(node)
+                hint = _named(name, lambda: rule.hint(node))
                 if hint is None:
                     raise GraphValidationError("input shape cannot be inferred", node=name)
                 known = [hint]
@@ -163,10 +173,9 @@ def _infer_shapes(nodes, order, fan_in, inputs):
                 if other != known[0]:
                     raise GraphValidationError(f"inputs of different shapes {known[0]} and {other} meet here", node=name)
             in_shapes[name] = known[0]
-        try:
-            out_shapes[name] = rule.output(node, in_shapes[name])
-        except GraphValidationError as exc:
-            raise GraphValidationError(str(exc), node=name) from None
+        out_shapes[name] = _named(name, lambda: rule.output(node, in_shapes[name]))
+        if not all(d >= 1 for d in out_shapes[name]):  # e.g. an Input shape implied by a consumer
+            raise GraphValidationError(f"output shape {out_shapes[name]} has an empty or negative dimension", node=name)
     for name in order:  # back edges carry shapes too
         for src in fan_in[name]:
             if out_shapes[src] != in_shapes[name]:
@@ -179,7 +188,6 @@ def build_graph(graph: nir.NIRGraph) -> Graph:
     nodes, edges, inputs, outputs = flatten_graph(graph)
     if not nodes:
         raise GraphValidationError("graph is empty: it has no nodes")
-    edges = list(dict.fromkeys(edges))
     if not inputs:
         raise GraphValidationError("graph has no Input node")
     if not outputs:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from spikestack.ir.graph import NEURON_TYPES, Graph
@@ -31,7 +33,7 @@ def describe_graph(graph: Graph) -> dict:
             "input_shape": list(graph.in_shapes[name]),
             "output_shape": list(graph.out_shapes[name]),
             "parameters": parameter_count(graph.nodes[name]),
-            "neurons": int(np.prod(graph.out_shapes[name])) if kind in NEURON_TYPES else 0,
+            "neurons": math.prod(graph.out_shapes[name]) if kind in NEURON_TYPES else 0,  # no int64 wrap
             "inputs": list(graph.fan_in[name]),
         })
     return {

@@ -2,7 +2,7 @@
 
 We parse the HDF5 tree ourselves and build each node through the `nir` package's own constructors,
 one node at a time, so a bad file names the node and field at fault instead of surfacing an h5py or
-dataclass traceback. Files are only ever opened read-only; writing goes to a new path.
+dataclass traceback. Files are only ever opened read-only; writing goes through a temporary file.
 """
 
 from __future__ import annotations
@@ -14,26 +14,14 @@ import h5py
 import nir
 import numpy as np
 
-from spikestack.errors import GraphFileError, GraphValidationError, UnsupportedError
+from spikestack.errors import GraphFileError, GraphValidationError, ResourceLimitError, UnsupportedError
+from spikestack.ir.hdf5 import read_tree
+from spikestack.outputs import write_atomically
 
 KNOWN_TYPES = frozenset(
     "Input Output Affine Linear Scale Conv1d Conv2d SumPool2d AvgPool2d Flatten Delay Threshold "
     "I IF LI LIF CubaLI CubaLIF NIRGraph".split()
 )
-
-
-def _to_python(item):
-    value = item[()]
-    if isinstance(value, bytes):
-        return value.decode("utf8")
-    return value
-
-
-def _group_to_dict(group: h5py.Group) -> dict:
-    out = {}
-    for key, item in group.items():
-        out[key] = _group_to_dict(item) if isinstance(item, h5py.Group) else _to_python(item)
-    return out
 
 
 def _decode_edges(raw, where: str) -> list[tuple[str, str]]:
@@ -44,7 +32,9 @@ def _decode_edges(raw, where: str) -> list[tuple[str, str]]:
         pairs = arr.reshape(-1, 2)
     except (ValueError, TypeError):
         raise GraphFileError(f"{where}: edges are not a list of (source, target) pairs") from None
-    decode = lambda v: v.decode("utf8") if isinstance(v, bytes) else str(v)  # noqa: E731
+    # A name that is not UTF-8 (a damaged file) keeps its bytes visible and names no node: the
+    # missing-node check then reports the edge.
+    decode = lambda v: v.decode("utf8", errors="backslashreplace") if isinstance(v, bytes) else str(v)  # noqa: E731
     return [(decode(a), decode(b)) for a, b in pairs]
 
 
@@ -53,6 +43,8 @@ def node_from_dict(name: str, data: dict) -> nir.NIRNode:
     if not isinstance(data, dict) or "type" not in data:
         raise GraphFileError("has no 'type' field", node=name)
     kind = data["type"]
+    if not isinstance(kind, str):  # an array or a group: not hashable, not a type name
+        raise GraphFileError(f"field 'type' must be a string, got {type(kind).__name__}", node=name)
     if kind not in KNOWN_TYPES:
         raise UnsupportedError(f"unknown node type '{kind}'", node=name)
     fields = dict(data)
@@ -71,19 +63,19 @@ def node_from_dict(name: str, data: dict) -> nir.NIRNode:
         else:  # "__init__() got an unexpected keyword argument 'foo'"
             reason = f"unexpected field {text.rsplit(' ', 1)[-1]}"
         raise GraphFileError(f"{kind}: {reason}", node=name) from None
-    except (ValueError, AssertionError, KeyError, AttributeError, IndexError) as exc:
+    except (ValueError, AssertionError, KeyError, AttributeError, IndexError, ArithmeticError) as exc:
         raise GraphValidationError(f"{kind} parameters are inconsistent ({exc or 'shape check failed'})", node=name) from None
 
 
 def graph_from_dict(data: dict, prefix: str = "") -> nir.NIRGraph:
     where = prefix.rstrip(".") or "graph"
-    if "nodes" not in data:
+    if not isinstance(data.get("nodes"), dict):
         raise GraphFileError(f"{where}: no 'nodes' group")
     nodes = {str(name): node_from_dict(prefix + str(name), nd) for name, nd in data["nodes"].items()}
     edges = _decode_edges(data.get("edges", []), where)
     # type_check=False: NIR's own inference fails on valid graphs (scalars, partial Input types);
     # our shape inference in graph.py replaces it.
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=data.get("metadata", {}) or {}, type_check=False)
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=data.get("metadata", {}), type_check=False)
 
 
 def read_nir(path: str | os.PathLike) -> nir.NIRGraph:
@@ -97,16 +89,18 @@ def read_nir(path: str | os.PathLike) -> nir.NIRGraph:
         raise GraphFileError(f"{path}: file is empty")
     try:
         with h5py.File(path, "r") as f:
-            if "node" not in f:
+            if "node" not in f and f.get("node", getlink=True) is None:
                 raise GraphFileError(f"{path}: HDF5 file has no 'node' group; not a NIR graph")
-            data = _group_to_dict(f["node"])
+            data = read_tree(f, "node")  # links, dataset types and sizes checked before reading
+    except (GraphFileError, ResourceLimitError) as exc:
+        raise type(exc)(f"{path}: {exc}") from None
     except OSError as exc:
         reason = "not an HDF5 file" if "signature" in str(exc) else "truncated or corrupt HDF5 file"
         raise GraphFileError(f"{path}: {reason} ({str(exc).splitlines()[0][:120]})") from None
     except (RuntimeError, KeyError, ValueError) as exc:
         raise GraphFileError(f"{path}: unreadable HDF5 content ({str(exc)[:120]})") from None
-    if data.get("type") != "NIRGraph":
-        raise GraphFileError(f"{path}: top-level node is '{data.get('type')}', expected a NIRGraph")
+    if not isinstance(data.get("type"), str) or data["type"] != "NIRGraph":
+        raise GraphFileError(f"{path}: top-level node is '{str(data.get('type'))[:40]}', expected a NIRGraph")
     try:
         return graph_from_dict(data)
     except GraphFileError as exc:
@@ -114,10 +108,5 @@ def read_nir(path: str | os.PathLike) -> nir.NIRGraph:
 
 
 def write_nir(graph: nir.NIRGraph, path: str | os.PathLike) -> Path:
-    """Write a graph to `path` (a new file; never the file it was read from while open)."""
-    path = Path(path)
-    try:
-        nir.write(path, graph)
-    except OSError as exc:
-        raise GraphFileError(f"{path}: cannot write ({exc})") from None
-    return path
+    """Write a graph to `path` atomically: a failure leaves no partial file and any old one intact."""
+    return write_atomically(path, lambda tmp: nir.write(tmp, graph))

@@ -15,6 +15,13 @@ from spikestack.errors import OptionsError
 from spikestack.ir.graph import Graph
 from spikestack.ir.options import LoweringOptions
 from spikestack.ir.program import NeuronCoefficients, Op, Program, Source
+from spikestack.memory import check_allocation, check_elements
+
+# float64 arrays of a population's shape that lowering one neuron node holds at its peak: the
+# coefficients it keeps (up to 8) and the broadcast parameters they are made from.
+NEURON_ARRAYS = 10
+NEURON_KINDS = frozenset({"IF", "I", "LIF", "LI", "CubaLIF", "CubaLI"})
+DELAY_ITEMSIZE = 8  # the simulator's float64 ring buffer (Lava's DelayDense holds as much): the worst case
 
 
 def _arr(value, shape) -> np.ndarray:
@@ -60,19 +67,40 @@ def neuron_coefficients(node, kind: str, shape, options: LoweringOptions, name: 
 
 
 def delay_steps(node, shape, dt: float, name: str) -> np.ndarray:
-    steps = np.rint(_arr(node.delay, shape) / dt).astype(np.int64)
+    with np.errstate(over="ignore"):
+        steps = np.rint(_arr(node.delay, shape) / dt)
     if (steps < 0).any():
         raise OptionsError(f"node '{name}': negative delay")
-    return steps
+    if not np.isfinite(steps).all():  # a finite delay over a tiny dt: more steps than a float holds
+        raise OptionsError(f"node '{name}' field 'delay': {np.max(node.delay):g} / dt = {dt:g} is too many steps")
+    # Both engines buffer max(steps) + 1 steps of every element, per sample: check one sample now
+    # (a Python int from the float maximum, so 10^30 steps cannot wrap around in int64).
+    depth = int(steps.max(initial=0)) + 1
+    check_allocation(f"node '{name}' field 'delay': a buffer of {depth:,} steps x {steps.size:,} elements x "
+                     f"{DELAY_ITEMSIZE} bytes", depth * steps.size * DELAY_ITEMSIZE)
+    return steps.astype(np.int64)
+
+
+def _check_size(name: str, kind: str, shape, total: int) -> int:
+    """Check, before broadcasting, the float64 arrays that lowering node `name` makes of its parameters
+    (a one-element parameter grows to the node's shape), and the running total over the Program,
+    which this returns."""
+    arrays = NEURON_ARRAYS if kind in NEURON_KINDS else 2 if kind == "Delay" else 0
+    if not arrays:
+        return total
+    total += check_elements(f"node '{name}' ({kind} of shape {tuple(shape)}) coefficients", shape, np.float64, arrays)
+    check_allocation(f"the coefficients of the nodes up to '{name}', all together", total)
+    return total
 
 
 def lower_graph(graph: Graph, options: LoweringOptions) -> Program:
     """Discretise every node of a validated graph into an operator of the Program."""
-    ops = []
+    ops, total = [], 0
     for name in graph.order:
         kind = graph.type_of(name)
         node, shape = graph.nodes[name], graph.out_shapes[name]
-        if kind in ("IF", "I", "LIF", "LI", "CubaLIF", "CubaLI"):
+        total = _check_size(name, kind, shape, total)
+        if kind in NEURON_KINDS:
             params = neuron_coefficients(node, kind, shape, options, name)
         elif kind == "Delay":
             params = delay_steps(node, shape, options.dt, name)

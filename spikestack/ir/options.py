@@ -8,7 +8,10 @@ wins over a preset, a preset over graph metadata; nothing is guessed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
+
+import numpy as np
 
 from spikestack.errors import OptionsError
 
@@ -16,6 +19,11 @@ RESETS = ("zero", "subtract")
 RESET_TIMINGS = ("immediate", "delayed")
 INTEGRATIONS = ("euler", "exact")
 CUBA_ORDERS = ("current_first", "voltage_first")
+
+
+def _real(value) -> bool:
+    """A finite int or float; bool is not a number here, NaN and inf pass `> 0` checks."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -42,8 +50,12 @@ class LoweringOptions:
     preset: str | None = None
 
     def __post_init__(self):
-        if not (isinstance(self.dt, (int, float)) and self.dt > 0):
-            raise OptionsError(f"dt must be a positive number, got {self.dt!r}")
+        if not (_real(self.dt) and self.dt > 0):
+            raise OptionsError(f"dt must be a positive finite number, got {self.dt!r}")
+        if not _real(self.initial_potential):
+            raise OptionsError(f"initial_potential must be a finite number, got {self.initial_potential!r}")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise OptionsError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         for name, allowed in (("reset", RESETS), ("reset_timing", RESET_TIMINGS),
                               ("integration", INTEGRATIONS), ("cuba_order", CUBA_ORDERS)):
             if getattr(self, name) not in allowed:
@@ -72,8 +84,10 @@ def resolve_options(graph_metadata: dict | None = None, preset: str | None = Non
     if unknown:
         raise OptionsError(f"unknown lowering option(s): {', '.join(sorted(unknown))}")
     merged: dict = {}
-    stored = (graph_metadata or {}).get(METADATA_KEY) or {}
-    merged.update({k: _plain(v) for k, v in stored.items() if k in known})
+    stored = (graph_metadata or {}).get(METADATA_KEY, {})
+    if not isinstance(stored, dict):
+        raise OptionsError(f"graph metadata '{METADATA_KEY}' must be a group of lowering options, got {_plain_text(stored)}")
+    merged.update({k: _plain(v, k) for k, v in stored.items() if k in known})
     merged.update(PRESETS.get(preset, {}) if preset else {})
     merged.update({k: v for k, v in explicit.items() if v is not None})
     if preset:
@@ -86,11 +100,23 @@ def resolve_options(graph_metadata: dict | None = None, preset: str | None = Non
     return LoweringOptions(**merged)
 
 
-def _plain(value):
-    """Metadata read back from HDF5 comes as numpy scalars or bytes; make plain Python values."""
+def _plain(value, key: str):
+    """Metadata read back from HDF5 comes as numpy scalars or bytes; make plain Python values.
+
+    Anything but one number or one string (an array, a group) is refused here, naming the field:
+    LoweringOptions then checks the value itself."""
     if isinstance(value, bytes):
-        return value.decode()
-    return value.item() if hasattr(value, "item") else value
+        return value.decode(errors="replace")
+    if isinstance(value, np.ndarray) and value.size != 1 or isinstance(value, dict):
+        raise OptionsError(f"graph metadata '{METADATA_KEY}/{key}' must be a single value, got {_plain_text(value)}")
+    value = value.item() if isinstance(value, (np.ndarray, np.generic)) else value
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def _plain_text(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    return "a group" if isinstance(value, dict) else repr(value)[:40]
 
 
 def options_metadata(options: LoweringOptions) -> dict:

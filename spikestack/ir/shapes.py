@@ -8,6 +8,7 @@ Shapes exclude the batch dimension, as in NIR. Each rule has two halves:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -37,15 +38,57 @@ def _register(*types: str, hint=lambda node: None):
 
 
 def _pair(value, n: int) -> tuple[int, ...]:
+    """n integers from one or n values of a node that shape inference has already validated."""
     arr = np.atleast_1d(np.asarray(value)).astype(int).ravel()
     if arr.size == 1:
         return tuple(int(arr[0]) for _ in range(n))
     return tuple(int(a) for a in arr[:n])
 
 
+def _show(value) -> str:
+    text = repr(value.tolist() if isinstance(value, np.ndarray) else value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def integers(value, field: str, n: int, minimum: int) -> tuple[int, ...]:
+    """`value` as n whole numbers >= minimum; one number stands for all n, as NIR allows.
+
+    Geometry that is fractional, non-finite, text or of the wrong length is refused rather than
+    truncated by `astype(int)` into a different network (a stride of 0.5 would become 0)."""
+    arr = np.atleast_1d(np.asarray(value))
+    if arr.dtype.kind not in "iuf" or arr.ndim != 1 or arr.size not in (1, n):
+        count = "a whole number" if n == 1 else f"one or {n} whole numbers"
+        raise GraphValidationError(f"field '{field}' must be {count}, got {_show(value)}")
+    if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
+        raise GraphValidationError(f"field '{field}' must be whole numbers, got {_show(value)}")
+    if (arr < minimum).any():
+        raise GraphValidationError(f"field '{field}' must be >= {minimum}, got {_show(value)}")
+    values = tuple(int(a) for a in arr)
+    return values * n if len(values) == 1 else values
+
+
+def declared_shape(value, field: str) -> Shape | None:
+    """A shape an Input/Output node or a Conv/Flatten declares; None when empty (then inferred).
+
+    A dimension that is zero, negative or fractional is refused: falling back to another shape
+    would run a different network than the file describes."""
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.size == 0:
+        return None
+    if arr.ndim > 1 or arr.dtype.kind not in "iuf":
+        raise GraphValidationError(f"field '{field}' must be a list of dimensions, got {_show(value)}")
+    return integers(arr, field, arr.size, 1)
+
+
+PARAMETER_FIELDS = ("v_threshold", "tau", "tau_mem", "tau_syn", "r", "v_leak", "v_reset", "w_in", "scale",
+                    "threshold", "delay")
+
+
 def _param_shape(node) -> Shape | None:
-    """Shape of a neuron's (or Scale's, Delay's) parameters; None for scalars (NIR issue 176)."""
-    for field in ("v_threshold", "tau", "tau_mem", "r", "scale", "delay", "v_leak"):
+    """Shape of a neuron's (or Scale's, Threshold's, Delay's) parameters; None for scalars (NIR issue 176)."""
+    for field in PARAMETER_FIELDS:
         value = getattr(node, field, None)
         if value is not None:
             shape = np.shape(value)
@@ -54,10 +97,16 @@ def _param_shape(node) -> Shape | None:
 
 
 def _same_as_params(node, in_shape: Shape) -> Shape:
-    shape = _param_shape(node)
-    # One-element parameters broadcast; anything else must match the input exactly.
-    if shape is not None and shape != tuple(in_shape) and int(np.prod(shape)) != 1:
-        raise GraphValidationError(f"input shape {in_shape} does not match parameter shape {shape}")
+    # Each parameter is one value for all, or one per element: anything else would broadcast
+    # (or fail to) somewhere downstream, far from the field at fault.
+    for field in PARAMETER_FIELDS:
+        value = getattr(node, field, None)
+        if value is None:
+            continue
+        shape = tuple(int(s) for s in np.shape(value))
+        one_for_all = int(np.prod(shape)) == 1 and len(shape) <= len(in_shape)
+        if shape != tuple(in_shape) and not one_for_all:
+            raise GraphValidationError(f"input shape {in_shape} does not match the shape {shape} of field '{field}'")
     return in_shape
 
 
@@ -72,7 +121,24 @@ def _input(node, in_shape: Shape) -> Shape:
 
 @_register("Output")
 def _output(node, in_shape: Shape) -> Shape:
+    declared_shape((node.output_type or {}).get("output"), "shape")  # its values, not its agreement
     return in_shape
+
+
+def _weight(node, ndim: int) -> Shape:
+    w = tuple(int(d) for d in np.shape(node.weight))
+    if len(w) != ndim:
+        layout = "(out, in)" if ndim == 2 else f"(out channels, in channels, {ndim - 2} kernel dims)"
+        raise GraphValidationError(f"field 'weight' must be {ndim}-D {layout}, got shape {w}")
+    if 0 in w:
+        raise GraphValidationError(f"field 'weight' has an empty dimension: shape {w}")
+    return w
+
+
+def _check_bias(node, n_out: int) -> None:
+    bias = getattr(node, "bias", None)
+    if bias is not None and np.shape(bias) not in ((n_out,), (1,), ()):
+        raise GraphValidationError(f"field 'bias' must have shape ({n_out},), got {np.shape(bias)}")
 
 
 def _linear_hint(node) -> Shape | None:
@@ -81,11 +147,10 @@ def _linear_hint(node) -> Shape | None:
 
 @_register("Affine", "Linear", hint=_linear_hint)
 def _linear(node, in_shape: Shape) -> Shape:
-    w = np.shape(node.weight)
-    if len(w) != 2:
-        raise GraphValidationError(f"weight must be 2-D (out, in), got shape {w}")
+    w = _weight(node, 2)
     if not in_shape or in_shape[-1] != w[1]:
         raise GraphValidationError(f"input shape {in_shape} does not match weight shape {w} (expects {w[1]} inputs)")
+    _check_bias(node, w[0])
     return tuple(in_shape[:-1]) + (int(w[0]),)
 
 
@@ -105,58 +170,75 @@ def conv_padding(node, spatial: Shape) -> tuple[int, ...]:
     ndim = len(spatial)
     padding = node.padding
     if isinstance(padding, bytes):
-        padding = padding.decode()
+        padding = padding.decode(errors="replace")
     if isinstance(padding, str):
         if padding == "valid":
             return (0,) * ndim
         if padding == "same":
             kernel = np.shape(node.weight)[2:]
-            dilation = _pair(node.dilation, ndim)
+            dilation = integers(node.dilation, "dilation", ndim, 1)
             return tuple((dilation[i] * (kernel[i] - 1)) // 2 for i in range(ndim))
-        raise GraphValidationError(f"unknown padding '{padding}'")
-    return _pair(padding, ndim)
+        raise GraphValidationError(f"field 'padding' must be numbers, 'same' or 'valid', got {_show(padding)}")
+    return integers(padding, "padding", ndim, 0)
+
+
+CONV_DIMS = {"Conv1d": 1, "Conv2d": 2}
 
 
 def _conv_hint(node) -> Shape | None:
     w = np.shape(node.weight)
-    spatial = np.atleast_1d(np.asarray(node.input_shape)).astype(int) if node.input_shape is not None else None
-    if spatial is None or spatial.size != len(w) - 2:
+    spatial = declared_shape(node.input_shape, "input_shape")
+    if spatial is None or len(spatial) != len(w) - 2 or len(w) < 3:
         return None
-    return (int(w[1]) * int(node.groups),) + tuple(int(s) for s in spatial)
+    return (int(w[1]) * integers(node.groups, "groups", 1, 1)[0],) + spatial
 
 
-@_register("Conv1d", "Conv2d", hint=_conv_hint)
 def _conv(node, in_shape: Shape) -> Shape:
-    w = np.shape(node.weight)
-    ndim = len(w) - 2
+    ndim = CONV_DIMS[type(node).__name__]
+    w = _weight(node, ndim + 2)
     if len(in_shape) != ndim + 1:
         raise GraphValidationError(f"input shape {in_shape} is not (channels, {ndim} spatial dims)")
-    groups = int(node.groups)
+    groups = integers(node.groups, "groups", 1, 1)[0]
     if in_shape[0] != w[1] * groups:
         raise GraphValidationError(f"input has {in_shape[0]} channels, weight {w} with groups={groups} expects {w[1] * groups}")
+    if w[0] % groups:
+        raise GraphValidationError(f"{w[0]} output channels do not divide into groups={groups}")
+    _check_bias(node, w[0])
     spatial = in_shape[1:]
-    out = _conv_out(spatial, w[2:], _pair(node.stride, ndim), conv_padding(node, spatial), _pair(node.dilation, ndim))
+    stride, dilation = integers(node.stride, "stride", ndim, 1), integers(node.dilation, "dilation", ndim, 1)
+    out = _conv_out(spatial, w[2:], stride, conv_padding(node, spatial), dilation)
     return (int(w[0]),) + out
+
+
+_register("Conv1d", "Conv2d", hint=_conv_hint)(_conv)
 
 
 @_register("SumPool2d", "AvgPool2d")
 def _pool(node, in_shape: Shape) -> Shape:
     if len(in_shape) != 3:
         raise GraphValidationError(f"input shape {in_shape} is not (channels, height, width)")
-    kernel = _pair(node.kernel_size, 2)
-    out = _conv_out(in_shape[1:], kernel, _pair(node.stride, 2), _pair(node.padding, 2), (1, 1))
+    kernel = integers(node.kernel_size, "kernel_size", 2, 1)
+    stride, padding = integers(node.stride, "stride", 2, 1), integers(node.padding, "padding", 2, 0)
+    out = _conv_out(in_shape[1:], kernel, stride, padding, (1, 1))
     return (in_shape[0],) + out
+
+
+def _dim(value, field: str, n: int) -> int:
+    """A dimension index in -n..n-1 (Python's), as a non-negative index."""
+    (index,) = integers(value, field, 1, -max(n, 1))
+    if index >= max(n, 1):
+        raise GraphValidationError(f"field '{field}' = {index} is out of range for an input of {n} dimension(s)")
+    return index % max(n, 1)
 
 
 @_register("Flatten")
 def _flatten(node, in_shape: Shape) -> Shape:
     # NIR's start_dim/end_dim count without the batch dimension (its default start_dim=1 is a trap).
     n = len(in_shape)
-    start = int(node.start_dim) % n if n else 0
-    end = int(node.end_dim) % n if n else 0
+    start, end = (_dim(getattr(node, f), f, n) for f in ("start_dim", "end_dim"))
     if start > end:
         raise GraphValidationError(f"start_dim {node.start_dim} is after end_dim {node.end_dim} for input shape {in_shape}")
-    middle = int(np.prod(in_shape[start : end + 1]))
+    middle = math.prod(in_shape[start : end + 1])  # Python ints: no int64 wrap-around to 0
     return tuple(in_shape[:start]) + (middle,) + tuple(in_shape[end + 1 :])
 
 

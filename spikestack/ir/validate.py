@@ -21,11 +21,11 @@ SKIPPED_FIELDS = frozenset({"metadata", "input_type", "output_type"})
 
 def _check_parameters(name: str, node) -> None:
     for field, value in vars(node).items():
-        if field in SKIPPED_FIELDS or value is None or isinstance(value, (str, bytes, dict)):
-            continue
+        if field in SKIPPED_FIELDS or value is None or (field == "padding" and isinstance(value, (str, bytes))):
+            continue  # a conv's padding may be 'same' or 'valid'; text anywhere else is refused below
         arr = np.asarray(value)
-        if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
-            raise GraphValidationError(f"field '{field}' is not numeric (dtype {arr.dtype})", node=name)
+        if arr.dtype.kind not in "biuf":  # complex, text, structured: no NIR field holds these
+            raise GraphValidationError(f"field '{field}' is not a real number (dtype {arr.dtype})", node=name)
         if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
             bad = "NaN" if np.isnan(arr).any() else "inf"
             raise GraphValidationError(f"field '{field}' contains {bad} values", node=name)

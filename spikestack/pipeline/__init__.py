@@ -1,6 +1,7 @@
 """Jobs that call several stages in a row: the only package that does (ARCHITECTURE.md).
 
 `stages`: the single-stage jobs behind the CLI (info, run, map, energy, chips) and `predict`;
+`inputs`: `.npy` inputs, read header first, and the finite-values check of every run;
 `deployment`: `deploy`, any NIR file through every stage into one report; `demonstration`: `demo`;
 `training`: `spikestack train <method>` and `convert`. `training` loads torch, so it is imported on
 first use (PEP 562): the other commands stay as fast to start as before.
@@ -10,8 +11,10 @@ from importlib import import_module
 
 from spikestack.pipeline.deployment import DEPLOY_BACKENDS, DeployInput, deploy, deploy_input, simulate_all
 from spikestack.pipeline.demonstration import demo
+from spikestack.pipeline.inputs import check_finite, load_input
 from spikestack.pipeline.stages import (
-    BACKENDS, MODE_NAMES, chips, energy, info, load_input, load_program, map_graph, predict, run_program, save_run,
+    BACKENDS, MODE_NAMES, check_run_paths, chips, energy, info, load_program, map_graph, predict,
+    run_program, save_run,
 )
 
 _LAZY = {name: "training" for name in (
@@ -26,6 +29,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "BACKENDS", "DEPLOY_BACKENDS", "MODE_NAMES", "DeployInput", "chips", "demo", "deploy", "deploy_input", "energy",
-    "info", "load_input", "load_program", "map_graph", "predict", "run_program", "save_run", "simulate_all", *_LAZY,
+    "BACKENDS", "DEPLOY_BACKENDS", "MODE_NAMES", "DeployInput", "check_finite", "check_run_paths", "chips", "demo", "deploy",
+    "deploy_input", "energy", "info", "load_input", "load_program", "map_graph", "predict", "run_program", "save_run",
+    "simulate_all", *_LAZY,
 ]

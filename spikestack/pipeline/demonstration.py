@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Callable
 
-from spikestack.pipeline.deployment import deploy
+from spikestack.checks import check_count
+from spikestack.outputs import check_outputs, ensure_directory, write_text
+from spikestack.pipeline.deployment import DEPLOY_FILES, deploy
 from spikestack.report import backend_entry, format_summary
 
 DEMO_STEPS = 32  # time steps per digit: rate-coded input needs a few tens of steps
 DEMO_DT_SECONDS = 1e-3  # one step = 1 ms on the chips (the graph itself counts time in steps)
 DEMO_LAVA_SAMPLES = 3  # Lava steps one sample at a time at ~1k steps/s: a spot check, not the test set
+DEMO_FILES = ("model.nir", "demo.json", "summary.txt", *DEPLOY_FILES)
 
 
 def demo(out_dir: str | os.PathLike = "out/demo", seed: int = 0, echo: Callable[[str], None] = print,
@@ -24,8 +26,9 @@ def demo(out_dir: str | os.PathLike = "out/demo", seed: int = 0, echo: Callable[
     from spikestack.frontend.data import load_digits  # torch and the datasets load only for the demo
     from spikestack.frontend.methods import train_demo_model
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_count(seed, "seed", minimum=0)
+    check_outputs({"--out": out_dir}, {}, {"--out": DEMO_FILES})  # before training: a bad path fails at once
+    out = ensure_directory(out_dir, "--out")
     echo("train: 64-256-10 IF network, noise-based T=1 training on digits")
     data = load_digits(seed=seed)  # the split deploy(dataset="digits", seed=seed) tests on: no leak
     trained = train_demo_model(data, seed=seed, progress=progress)
@@ -45,7 +48,7 @@ def demo(out_dir: str | os.PathLike = "out/demo", seed: int = 0, echo: Callable[
               "lava": {b["name"]: {k: b[k] for k in ("status", "samples", "accuracy")} for b in spot},
               "agreement": report["agreement"], "report": str(out / "report.html"),
               "energy_report": str(out / "energy" / "energy.md")}
-    (out / "demo.json").write_text(json.dumps(result, indent=2))
-    (out / "summary.txt").write_text(format_summary(report) + "\n")
+    write_text(out / "demo.json", json.dumps(result, indent=2))
+    write_text(out / "summary.txt", format_summary(report) + "\n")
     echo(f"wrote {out}/model.nir, demo.json, summary.txt, report.html/.md/.json and {out}/energy/")
     return result

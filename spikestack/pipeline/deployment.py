@@ -11,27 +11,31 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
+from spikestack.checks import check_count, check_positive
 from spikestack.energy import check_fit, energy_report, list_profiles, load_profile
+from spikestack.energy.report import ENERGY_FILES
 from spikestack.errors import BackendUnavailableError, DataError, OptionsError, SpikestackError, UnsupportedError
 from spikestack.ir import Counts, Program, Run, load_graph, lower_graph, resolve_options
 from spikestack.ir.counts import infer_kind
 from spikestack.ir.info import describe_graph, format_description
 from spikestack.ir.quantise import QuantisedProgram, headroom_from_run, quantise_program
-from spikestack.pipeline.stages import predict, run_program
+from spikestack.outputs import check_outputs, ensure_directory
+from spikestack.pipeline.stages import dataset_directory, predict, run_program
 from spikestack.report import (backend_entry, build_report, compare_spikes, format_summary, quantisation_entry,
                                write_deploy_report)
+from spikestack.report.content import REPORT_FILES
 
 DEPLOY_BACKENDS = ("sim", "lava", "both")
 DEPLOY_STEPS = 32  # time steps per dataset sample: rate-coded input needs a few tens of steps
 LAVA_SAMPLES = 3  # Lava steps one sample at a time at ~1k steps/s: a spot check, not the test set
 CHUNK_BYTES = 256 * 2**20  # input and recordings (v, i, s of every neuron) per simulated chunk of samples
 ORDER = ("simulator float", "simulator loihi", "lava float", "lava fixed")  # rows of the report
+DEPLOY_FILES = REPORT_FILES + tuple(f"energy/{name}" for name in ENERGY_FILES)  # what deploy writes in out_dir
 
 
 @dataclass
@@ -50,8 +54,9 @@ def deploy_input(program: Program, x: np.ndarray | None = None, dataset: str | N
     """Check an input array, or load a dataset's test set for rate coding, against the graph's input."""
     if (x is None) == (dataset is None):
         raise OptionsError("deploy needs exactly one input: an array (--input X.npy) or a dataset (--dataset NAME)")
-    if limit is not None and limit < 1:
-        raise OptionsError(f"limit must be a positive number of samples, got {limit}")
+    check_count(steps, "steps")
+    check_count(limit, "limit")
+    check_count(seed, "seed", minimum=0)
     if len(program.inputs) != 1:
         raise UnsupportedError(f"deploy takes graphs with one Input node; this one has {len(program.inputs)}")
     name, shape = program.inputs[0], tuple(program.op(program.inputs[0]).out_shape)
@@ -209,7 +214,7 @@ def deploy(graph: str | os.PathLike, out_dir: str | os.PathLike, *, x: np.ndarra
            chips: Sequence[str] | None = None, backend: str = "both", samples: int = LAVA_SAMPLES,
            dt_seconds: float | None = None, seed: int = 0, preset: str | None = None,
            extra_backends: Sequence[dict] = (), echo: Callable[[str], None] = print, progress: bool = True,
-           **options) -> dict:
+           input_path: str | os.PathLike | None = None, **options) -> dict:
     """Any NIR file through every stage, into report.json, report.md and report.html in out_dir.
 
     Validate and lower (`options` as `resolve_options`), map on each chip (`check_fit`; default: every
@@ -218,20 +223,24 @@ def deploy(graph: str | os.PathLike, out_dir: str | os.PathLike, *, x: np.ndarra
     spikes, estimate energy and latency (`dt_seconds` per step), report. Input: a time-major array
     `x`, or `dataset` ('digits', 'fashion-mnist', an IDX directory) rate-coded over `steps` steps,
     first `limit` test samples, scored with `predict`. `extra_backends`: `backend_entry` rows made
-    elsewhere (the demo's torch accuracy). Returns the report (what report.json holds)."""
+    elsewhere (the demo's torch accuracy). `input_path`: the file `x` was read from, which no report
+    file may overwrite (nor any input: GRAPH, the dataset). Returns the report (what report.json holds)."""
     if backend not in DEPLOY_BACKENDS:
         raise OptionsError(f"backend must be one of {', '.join(DEPLOY_BACKENDS)}; got {backend!r}")
-    if samples < 1:
-        raise OptionsError(f"samples must be at least 1, got {samples}")
+    for value, name in ((steps, "steps"), (limit, "limit"), (samples, "samples")):
+        check_count(value, name)  # deploy_input checks steps and limit too, but only once the graph is read
+    check_count(seed, "seed", minimum=0)
+    check_positive(dt_seconds, "dt_seconds")
+    inputs = {"GRAPH": graph, "--input": input_path, "--dataset": dataset_directory(dataset)}
+    check_outputs({"--out": out_dir}, inputs, {"--out": DEPLOY_FILES})  # before any work: a refusal writes nothing
     nir_graph = load_graph(graph)
     program = lower_graph(nir_graph, resolve_options(nir_graph.metadata, preset=preset, **options))
     data = deploy_input(program, x, dataset, steps, limit, seed)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    chips = list(chips) if chips else list_profiles()
+    profiles = [load_profile(chip) for chip in chips]  # a bad profile fails before the report directory exists
+    out = ensure_directory(out_dir, "--out")
     description = describe_graph(nir_graph)
     echo(f"1/5 validate: {graph}\n{format_description(description)}\n    input: {data.info['description']}")
-    chips = list(chips) if chips else list_profiles()
-    profiles = [load_profile(chip) for chip in chips]
     fits = {p.name: check_fit(program, p) for p in profiles}
     echo("2/5 map: " + ", ".join(f"{c} {'fits' if not v else f'does not fit ({len(v)} violations)'}"
                                   for c, v in fits.items()))

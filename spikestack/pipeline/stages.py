@@ -11,10 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
+from spikestack.checks import check_number, check_positive
 from spikestack.energy import energy_report, list_profiles, load_profile, map_to_cores
-from spikestack.errors import DataError, OptionsError
+from spikestack.energy.report import ENERGY_FILES
+from spikestack.errors import OptionsError
 from spikestack.ir import Program, Run, load_graph, lower_graph, resolve_options
+from spikestack.ir.fixed import WEIGHT_BITS
 from spikestack.ir.info import describe_graph
+from spikestack.outputs import check_outputs, write_atomically, write_text
+from spikestack.pipeline.inputs import check_finite
 
 BACKENDS = ("sim", "lava")
 # The simulator calls Loihi's fixed point "loihi", Lava calls it "fixed": accept either name.
@@ -33,17 +38,6 @@ def load_program(path: str | os.PathLike, preset: str | None = None, **options) 
     return lower_graph(graph, resolve_options(graph.metadata, preset=preset, **options))
 
 
-def load_input(path: str | os.PathLike) -> np.ndarray:
-    """A time-major `.npy` array (T, B, *input_shape); never unpickled."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such input file")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{path}: not a readable .npy array ({str(exc).splitlines()[0][:100]})") from None
-
-
 def run_program(program, x: np.ndarray, backend: str = "sim", mode: str = "float",
                 record: tuple[str, ...] = (), progress: bool = True) -> Run:
     """Run a Program (or a QuantisedProgram, fixed point only) on the simulator or on Lava,
@@ -53,6 +47,7 @@ def run_program(program, x: np.ndarray, backend: str = "sim", mode: str = "float
     if mode not in MODE_NAMES[backend]:
         raise OptionsError(f"mode must be one of float, loihi (fixed); got {mode!r}")
     mode = MODE_NAMES[backend][mode]
+    check_finite(x)  # NaN compares false with every threshold: all-zero spikes, on both backends
     if backend == "lava":
         from spikestack.backends.lava import run_lava
 
@@ -62,24 +57,55 @@ def run_program(program, x: np.ndarray, backend: str = "sim", mode: str = "float
     return simulate(program, x, mode=mode, record=record)
 
 
+def dataset_directory(dataset: str | None) -> str | None:
+    """The directory a --dataset argument reads, None for the built-in digits: an input that no
+    output may be written into."""
+    from spikestack.frontend.data import DEFAULT_FASHION_MNIST
+
+    return None if dataset in (None, "digits") else DEFAULT_FASHION_MNIST if dataset == "fashion-mnist" else dataset
+
+
+def check_run_paths(graph: str | os.PathLike, x: str | os.PathLike | None, out: str | os.PathLike,
+                    stats: str | os.PathLike | None = None) -> None:
+    """Before `run` starts: refuse an --out or --stats that is GRAPH or --input, or cannot be written."""
+    check_outputs({"--out": out, "--stats": stats}, {"GRAPH": graph, "--input": x})
+
+
 def save_run(run: Run, out: str | os.PathLike, stats: str | os.PathLike | None = None) -> None:
-    """Outputs and recordings to `.npz` (keys `<node>` and `<node>.<var>`), counts to JSON."""
+    """Outputs and recordings to the `.npz` file `out`, exactly that name (keys `<node>` and
+    `<node>.<var>`), counts to JSON; each file written atomically."""
+    check_outputs({"--out": out, "--stats": stats}, {})
     arrays = dict(run.outputs)
     arrays.update({f"{node}.{var}": a for node, rec in run.recordings.items() for var, a in rec.items()})
-    np.savez_compressed(out, **arrays)
+
+    def savez(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: numpy would append ".npz" to a name without it
+            np.savez_compressed(f, **arrays)
+
+    write_atomically(out, savez)
     if stats is not None and run.counts is not None:
-        Path(stats).write_text(json.dumps({"backend": run.backend, "mode": run.mode, "counts": run.counts.to_dict()}, indent=1))
+        counts = {"backend": run.backend, "mode": run.mode, "counts": run.counts.to_dict()}
+        write_text(stats, json.dumps(counts, indent=1))
 
 
 def map_graph(path: str | os.PathLike, chip: str, preset: str | None = None, weight_bits: int | None = None, **options) -> dict:
-    """Place a graph on a chip's cores; a `ChipError` names the layer and limit that do not fit."""
+    """Place a graph on a chip's cores; a `ChipError` names the layer and limit that do not fit.
+    `weight_bits`: the quantised width, 1 to the fixed-point leaf's WEIGHT_BITS (what `quantise_weights`
+    accepts); default: the chip's."""
+    check_number(weight_bits, "weight_bits", integer=True, at_least=1, at_most=WEIGHT_BITS)
     program = load_program(path, preset, **options)
     return map_to_cores(program, load_profile(chip), weight_bits).to_dict()
 
 
 def energy(path: str | os.PathLike, x: np.ndarray, chips: list[str], out_dir: str | os.PathLike,
-           preset: str | None = None, mode: str = "float", dt_seconds: float | None = None, **options) -> dict:
-    """Simulate with counting, then write per-chip energy/latency reports (JSON, Markdown, plots)."""
+           preset: str | None = None, mode: str = "float", dt_seconds: float | None = None,
+           input_path: str | os.PathLike | None = None, **options) -> dict:
+    """Simulate with counting, then write per-chip energy/latency reports (JSON, Markdown, plots).
+    `input_path`: the file `x` was read from, which no report file may overwrite."""
+    check_positive(dt_seconds, "dt_seconds")  # energy_report checks it too, but only after the simulation
+    check_outputs({"--out": out_dir}, {"GRAPH": path, "--input": input_path}, {"--out": ENERGY_FILES})
+    for chip in chips:
+        load_profile(chip)  # a bad profile fails now, not after the simulation
     program = load_program(path, preset, **options)
     run = run_program(program, x, "sim", mode, record=tuple(op.name for op in program.neuron_ops))
     return energy_report(program, run, chips, out_dir, dt=dt_seconds)

@@ -13,10 +13,11 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from torch import nn
 
+from spikestack.checks import check_count
 from spikestack.errors import OptionsError
 from spikestack.frontend.data import load_dataset
 from spikestack.frontend.methods import (
@@ -27,6 +28,8 @@ from spikestack.frontend.methods import (
 from spikestack.frontend.methods.spide import SpideOptions
 from spikestack.frontend.neurons import check_steps
 from spikestack.frontend.train import History, torch_threads
+from spikestack.outputs import check_outputs, ensure_directory, write_text
+from spikestack.pipeline.stages import dataset_directory
 
 
 def _given(**options) -> dict:
@@ -34,14 +37,33 @@ def _given(**options) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
-def prepare_output(path: str | os.PathLike) -> Path:
-    """Create the parent directory of an output file now, so a bad path fails before training."""
+def job_inputs(dataset: str | None = None, model: str | os.PathLike | None = None,
+               calib: str | None = None) -> dict[str, str | os.PathLike | None]:
+    """A job's input files and directories by option, none of which an output may overwrite."""
+    return {"--dataset": dataset_directory(dataset), "MODEL": model, "--calib": dataset_directory(calib)}
+
+
+def check_job_outputs(out: str | os.PathLike, json_path: str | os.PathLike | None = None, **inputs) -> None:
+    """Before a job starts: refuse an --out or --json that is an input (`job_inputs(**inputs)`), that
+    both name one file, or that cannot be written (a missing parent directory will be created)."""
+    check_outputs({"--out": out, "--json": json_path}, job_inputs(**inputs), make_parents=True)
+
+
+def prepare_output(path: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None] | None = None,
+                   option: str = "--out") -> Path:
+    """Refuse an output file that is one of the job's `inputs` (or cannot be written) and create its
+    parent directory now, so a bad path fails before training."""
+    check_outputs({option: path}, inputs or {}, make_parents=True)
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OptionsError(f"{path}: cannot create its directory ({exc.strerror or exc})") from None
+    ensure_directory(path.parent, option)
     return path
+
+
+def _start_job(out: str | os.PathLike, dataset: str, seed: int) -> Path:
+    """What every training job checks before it loads anything: a seed >= 0 (torch would take any
+    integer, numpy's generators none below 0) and its output file (`prepare_output`)."""
+    check_count(seed, "seed", minimum=0)
+    return prepare_output(out, job_inputs(dataset))
 
 
 def _history(history: History) -> dict:
@@ -55,7 +77,7 @@ def train_s3nn_command(dataset: str, out: str | os.PathLike = "model.nir", *, ar
                        seed: int = 0, limit: int | None = None, threads: int | None = None,
                        progress: bool = True) -> dict:
     """`spikestack train s3nn`: a single-step (T=1) network; accuracy and spikes per sample at T=1."""
-    out = prepare_output(out)
+    out = _start_job(out, dataset, seed)
     data = load_dataset(dataset, flatten=arch != "conv", limit=limit)  # the convnet wants (C, H, W)
     with torch_threads(threads):
         model, history = train_s3nn(data, arch, surrogate=surrogate, seed=seed, progress=progress,
@@ -75,7 +97,7 @@ def train_noise_t1_command(dataset: str, out: str | os.PathLike = "model.nir", *
                            progress: bool = True) -> dict:
     """`spikestack train noise-t1`: train at T=1 with threshold noise; the converted accuracy at each T."""
     steps = [check_steps(t) for t in eval_steps]
-    out = prepare_output(out)
+    out = _start_job(out, dataset, seed)
     data = load_dataset(dataset, limit=limit)
     with torch_threads(threads):
         model, history = train_noise_t1(data, noise=noise, seed=seed, progress=progress,
@@ -98,7 +120,7 @@ def train_hnsg_command(dataset: str, out: str | os.PathLike = "model.nir", *, ke
     check_steps(steps)
     if not 0.0 < keep <= 1.0:  # the layers check it too, but only once the dataset is loaded
         raise OptionsError(f"keep is the fraction of weights kept per layer, in (0, 1]; got {keep!r}")
-    out = prepare_output(out)
+    out = _start_job(out, dataset, seed)
     data = load_dataset(dataset, limit=limit)
     with torch_threads(threads):
         model, history = train_hnsg(data, keep=keep, steps=steps, sign_term=sign_term, seed=seed, progress=progress,
@@ -118,7 +140,7 @@ def train_spide_command(dataset: str, out: str | os.PathLike = "model.nir", *,
                         batch_size: int | None = None, seed: int = 0, limit: int | None = None,
                         threads: int | None = None, progress: bool = True, schedule: str | None = None) -> dict:
     """`spikestack train spide`: a feedback SNN; accuracy at T=steps and the spike backward's cost."""
-    out = prepare_output(out)
+    out = _start_job(out, dataset, seed)
     # SpideOptions holds the method's defaults (and checks), so the export and summary see the same T.
     options = SpideOptions(**_given(steps=steps, backward=backward, backward_steps=backward_steps,
                                     loss_scale=loss_scale))
@@ -142,7 +164,7 @@ def train_resnet_command(dataset: str, out: str | os.PathLike = "ann.pt", *, blo
                          lr: float | None = None, batch_size: int | None = None, seed: int = 0,
                          limit: int | None = None, threads: int | None = None, progress: bool = True) -> dict:
     """`spikestack train resnet`: the ReLU ResNet ANN for `convert`, written weights-only to `out` (.pt)."""
-    out = prepare_output(out)
+    out = _start_job(out, dataset, seed)
     data = load_dataset(dataset, flatten=False, limit=limit)
     with torch_threads(threads):
         _, arch, history = train_resnet(data, seed=seed, out=out, progress=progress,
@@ -159,13 +181,10 @@ def convert_command(model: str | os.PathLike, calib: str, out: str | os.PathLike
     """`spikestack convert MODEL.pt`: ANN to IF network, thresholds tuned on `calib`'s first training
     images; the SNN's accuracy at T=steps on the first `test_limit` test images (0: not measured)."""
     check_steps(steps)
-    if isinstance(test_limit, bool) or not isinstance(test_limit, int) or test_limit < 0:
-        raise OptionsError(f"test_limit must be an integer >= 0, got {test_limit!r}")
-    if isinstance(calib_size, bool) or not isinstance(calib_size, int) or calib_size < 1:
-        raise OptionsError(f"calib_size must be a positive integer, got {calib_size!r}")
-    if isinstance(tune, bool) or not isinstance(tune, int) or tune < 0:
-        raise OptionsError(f"tune must be an integer >= 0 (labelled images for task tuning), got {tune!r}")
-    out = prepare_output(out)
+    check_count(test_limit, "test_limit", minimum=0)  # 0: not measured
+    check_count(calib_size, "calib_size")
+    check_count(tune, "tune", minimum=0)  # labelled images for task tuning; 0: off
+    out = prepare_output(out, job_inputs(model=model, calib=calib))
     data = load_dataset(calib, flatten=False)
     with torch_threads(threads):
         conversion = convert_file(model, data, steps, threshold, restructure, calib_size, out=out,
@@ -180,12 +199,7 @@ def convert_command(model: str | os.PathLike, calib: str, out: str | os.PathLike
 
 def save_summary(summary: dict, path: str | os.PathLike) -> Path:
     """Write a job's summary as JSON."""
-    path = prepare_output(path)
-    try:
-        path.write_text(json.dumps(summary, indent=2) + "\n")
-    except OSError as exc:
-        raise OptionsError(f"{path}: cannot write the summary ({exc.strerror or exc})") from None
-    return path
+    return write_text(prepare_output(path, option="--json"), json.dumps(summary, indent=2) + "\n")
 
 
 def _percent(value: float | None) -> str:

@@ -11,6 +11,8 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from spikestack.outputs import write_atomically
+
 
 def _value(entry: dict, key: str) -> float | None:
     return entry.get(key) if entry["status"] == "ok" else None
@@ -50,5 +52,5 @@ def plot_backends(backends: list[dict], path: Path) -> str | None:
         ax.set_ylabel("output per sample (sum over steps and units)")
         ax.set_title("Output per backend (no labels given)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110))
     return str(path)

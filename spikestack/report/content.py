@@ -21,7 +21,10 @@ import numpy as np
 from spikestack.ir.options import LoweringOptions
 from spikestack.ir.quantise import QuantisationReport
 from spikestack.ir.run import Run
+from spikestack.outputs import ensure_directory, write_text
 
+# What write_deploy_report writes into its directory (names deploy checks against its inputs first).
+REPORT_FILES = ("report.json", "report.md", "report.html", "accuracy.png")
 OPERATIONS = ("synaptic_events", "effective_acs", "effective_macs", "dense_macs", "spikes_out", "neuron_updates")
 
 
@@ -136,13 +139,12 @@ def write_deploy_report(report: dict, out_dir: str | os.PathLike) -> dict[str, s
     from spikestack.report.html import format_html
     from spikestack.report.markdown import format_markdown
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_directory(out_dir)
     chart = plot_backends(report["backends"], out / "accuracy.png")
     if chart:  # first among the plots: the headline figure of the report
         report["plots"] = {"accuracy": Path(chart).name, **report["plots"]}
     files = {"json": out / "report.json", "markdown": out / "report.md", "html": out / "report.html"}
-    files["json"].write_text(json.dumps(_finite(report), indent=2, default=_json_default), encoding="utf-8")
-    files["markdown"].write_text(format_markdown(report), encoding="utf-8")
-    files["html"].write_text(format_html(report, out), encoding="utf-8")
+    write_text(files["json"], json.dumps(_finite(report), indent=2, default=_json_default))
+    write_text(files["markdown"], format_markdown(report))
+    write_text(files["html"], format_html(report, out))
     return {k: str(v) for k, v in files.items()}

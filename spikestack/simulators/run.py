@@ -20,7 +20,8 @@ from spikestack.errors import DataError, OptionsError
 from spikestack.ir.counts import infer_kind
 from spikestack.ir.program import Program
 from spikestack.ir.quantise import QuantisedProgram, quantise_program
-from spikestack.ir.run import Run
+from spikestack.ir.run import METRICS, Run
+from spikestack.memory import check_allocation, element_count
 from spikestack.simulators.executor import Arithmetic, Executor
 from spikestack.simulators.kernels import Parallel, float_kernel
 from spikestack.simulators.kernels_fixed import fixed_kernel
@@ -64,6 +65,20 @@ def _record(program: Program, record: Sequence[str]) -> tuple[str, ...]:
     return record
 
 
+def _check_memory(program: Program, steps: int, batch: int, record: tuple[str, ...], count: bool) -> None:
+    """What the run will hold, checked before it starts (8 bytes a value, the widest): outputs and
+    recordings (T, B, *shape) each, counts (T, B) per op and metric, and per op its state (a few
+    (B, *shape) arrays) or a Delay's ring buffer of max(steps) + 1 of them. Each fits the budget when
+    the graph was lowered; their product with T and B may not."""
+    total = 0
+    for op in program.ops:
+        n = element_count(op.out_shape)
+        series = (op.name in program.outputs) + (3 if op.is_neuron else 1) * (op.name in record)
+        depth = int(np.max(op.params, initial=0)) + 1 if op.kind == "Delay" else 4
+        total += 8 * (steps * batch * (n * series + len(METRICS) * count) + batch * n * depth)
+    check_allocation(f"simulating {steps:,} steps x {batch:,} samples (outputs, recordings, counts and state)", total)
+
+
 def _float_arithmetic(dtype, parallel: Parallel) -> Arithmetic:
     if np.dtype(dtype) not in FLOAT_DTYPES:
         raise OptionsError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
@@ -105,6 +120,7 @@ def simulate(program: Program | QuantisedProgram, x: np.ndarray | Mapping[str, n
     program = qprog.program if qprog is not None else program
     data = _inputs(program, x)
     record = _record(program, record)
+    _check_memory(program, *next(iter(data.values())).shape[:2], record, count)
     kinds = {name: infer_kind(arr) for name, arr in data.items()}
     parallel = Parallel(torch.get_num_threads())
     if mode == "float":

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from spikestack.arguments import add_lowering_arguments, lowering_options
+from spikestack.arguments import (COUNT, NATURAL, POSITIVE, add_lowering_arguments, add_progress_argument,
+                                  lowering_options, wants_progress)
 
 MODES = ("float", "loihi")
 DEFAULT_STEPS = (8, 16, 32)
@@ -27,16 +28,18 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", default=",".join(map(str, DEFAULT_STEPS)), help="time steps, comma-separated")
     parser.add_argument("--mode", default=",".join(MODES), help="arithmetic: float, loihi or both, comma-separated")
     parser.add_argument("--chip", action="append", help=f"profile name or YAML path (repeat; default {DEFAULT_CHIPS[0]})")
-    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="samples per task")
-    parser.add_argument("--limit", type=int, help="use the first N test samples")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the rate coding")
+    parser.add_argument("--chunk-size", type=COUNT, default=DEFAULT_CHUNK_SIZE, help="samples per task")
+    parser.add_argument("--limit", type=COUNT, help="use the first N test samples")
+    parser.add_argument("--seed", type=NATURAL, default=0, help="seed of the rate coding")
     parser.add_argument("--scheduler", default="none", help="none (in process), local (a LocalCluster), or an address tcp://host:port")
-    parser.add_argument("--workers", type=int, help="worker processes of --scheduler local (default: one per core)")
-    parser.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT_S, help="seconds to reach a scheduler address")
-    parser.add_argument("--dt-seconds", type=float, help="seconds per step (default: the lowering dt read as seconds)")
-    parser.add_argument("--calibration-samples", type=int, default=CALIBRATION_SAMPLES,
+    parser.add_argument("--workers", type=COUNT, help="worker processes of --scheduler local (default: one per core)")
+    parser.add_argument("--connect-timeout", type=POSITIVE, default=CONNECT_TIMEOUT_S,
+                        help="seconds to reach a scheduler address and hear its handshake")
+    parser.add_argument("--dt-seconds", type=POSITIVE,
+                        help="seconds per step (default: the lowering dt read as seconds)")
+    parser.add_argument("--calibration-samples", type=COUNT, default=CALIBRATION_SAMPLES,
                         help="training images whose float run sets Loihi's headroom")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_argument(parser)
     parser.add_argument("--out", default="out/sweep", help="directory for sweep.json, sweep.csv and plots")
 
 
@@ -48,7 +51,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
                    chunk_size=args.chunk_size, scheduler=args.scheduler, workers=args.workers, out_dir=args.out,
                    limit=args.limit, seed=args.seed, dt_seconds=args.dt_seconds,
                    calibration_samples=args.calibration_samples, connect_timeout=args.connect_timeout,
-                   progress=not args.no_progress, **lowering_options(args))
+                   progress=wants_progress(args), **lowering_options(args))
     print(result.table())
     print(f"wrote {', '.join(result.files.values())}")
     return 0

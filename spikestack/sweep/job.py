@@ -12,10 +12,12 @@ import os
 import time
 from typing import Callable, Sequence
 
+from spikestack.outputs import check_outputs
+from spikestack.pipeline.stages import dataset_directory
 from spikestack.sweep.command import (CALIBRATION_SAMPLES, CONNECT_TIMEOUT_S, DEFAULT_CHIPS, DEFAULT_CHUNK_SIZE,
                                       DEFAULT_STEPS, MODES)
 from spikestack.sweep.plan import check_scheduler, plan_sweep
-from spikestack.sweep.report import SweepResult, reduce_results, write_outputs
+from spikestack.sweep.report import SWEEP_FILES, SweepResult, reduce_results, write_outputs
 from spikestack.sweep.schedule import default_workers, open_client, run_tasks
 from spikestack.sweep.task import clear_caches
 
@@ -44,6 +46,8 @@ def sweep(graph_path: str | os.PathLike, dataset: str, steps: Sequence[int] | st
     """
     begin = time.perf_counter()
     check_scheduler(scheduler, workers, connect_timeout)
+    check_outputs({"--out": out_dir}, {"GRAPH": graph_path, "--dataset": dataset_directory(dataset)},
+                  {"--out": SWEEP_FILES.values()})  # before planning: a refused sweep runs nothing
     options = {k: v for k, v in {"preset": preset, **options}.items() if v is not None}
     try:
         plan = plan_sweep(graph_path, dataset, steps, modes, chips, chunk_size, limit, seed, dt_seconds,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from spikestack.checks import check_count, check_positive
 from spikestack.energy import load_profile, map_to_cores
 from spikestack.errors import ChipError, DataError, OptionsError
 from spikestack.frontend.train import torch_threads
@@ -66,15 +67,9 @@ def parse_list(value: str | Sequence, name: str, cast=str) -> tuple:
     return parsed
 
 
-def _positive(value: int | None, name: str) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise OptionsError(f"{name} must be a positive integer, got {value!r}")
-
-
 def check_scheduler(scheduler: str, workers: int | None, timeout: float) -> None:
-    _positive(workers, "workers")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise OptionsError(f"connect timeout must be a positive number of seconds, got {timeout!r}")
+    check_count(workers, "workers")
+    check_positive(timeout, "connect timeout (seconds)", required=True)
     if scheduler not in ("none", "local") and not _ADDRESS.match(scheduler):
         raise OptionsError(f"scheduler must be 'none', 'local' or a scheduler address such as "
                            f"tcp://host:8786; got {scheduler!r}")
@@ -126,13 +121,11 @@ def plan_sweep(graph_path: str | os.PathLike, dataset: str, steps, modes, chips,
     modes = parse_list(modes, "modes")
     if any(m not in MODES for m in modes):
         raise OptionsError(f"modes must be among {', '.join(MODES)}; got {', '.join(modes)}")
-    for value, name in ((chunk_size, "chunk_size"), (limit, "limit"), (calibration_samples, "calibration_samples")):
-        _positive(value, name)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise OptionsError(f"seed must be a non-negative integer, got {seed!r}")
-    if dt_seconds is not None and (isinstance(dt_seconds, bool) or not isinstance(dt_seconds, (int, float))
-                                   or not dt_seconds > 0):
-        raise OptionsError(f"dt_seconds must be a positive number of seconds, got {dt_seconds!r}")
+    check_count(chunk_size, "chunk_size", required=True)
+    check_count(limit, "limit")
+    check_count(calibration_samples, "calibration_samples", required=True)
+    check_count(seed, "seed", minimum=0, required=True)
+    check_positive(dt_seconds, "dt_seconds")  # NaN and inf too: they would give energies of no meaning
     graph = str(Path(graph_path).resolve())
     source = Source(graph, tuple(sorted(options.items())), _dataset(dataset), (), dt_seconds, seed)
     program = cached_program(source)  # GraphFileError, GraphValidationError, OptionsError

@@ -15,11 +15,15 @@ from fractions import Fraction
 from pathlib import Path
 
 from spikestack.energy.report import si
+from spikestack.outputs import ensure_directory, write_atomically, write_text
 from spikestack.sweep.plan import SweepPlan
 from spikestack.sweep.task import ChunkResult
 
 COLUMNS = ("steps", "mode", "chip", "samples", "accuracy", "energy_per_inference_j", "latency_per_inference_s",
            "synaptic_events_per_inference", "energy_complete", "latency_complete")
+# What write_outputs writes into --out (names the sweep checks against its inputs before it starts).
+SWEEP_FILES = {"json": "sweep.json", "csv": "sweep.csv", "accuracy_energy": "accuracy_energy.png",
+               "latency_steps": "latency_steps.png"}
 
 
 @dataclass
@@ -125,7 +129,7 @@ def _plot_accuracy_energy(rows: list[dict], path: Path) -> None:
     ax.set(xscale="log", xlabel="energy per inference (J)", ylabel="accuracy", title="accuracy against energy")
     ax.legend(handles=handles, fontsize=7, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120))
 
 
 def _plot_latency_steps(rows: list[dict], path: Path) -> None:
@@ -141,20 +145,22 @@ def _plot_latency_steps(rows: list[dict], path: Path) -> None:
     ax.set(yscale="log", xlabel="time steps T", ylabel="latency per inference (s)", title="latency against time steps")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120))
 
 
 def write_outputs(result: SweepResult, out_dir: str | Path) -> dict[str, str]:
     """sweep.json, sweep.csv (one row per configuration x chip) and the two plots."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"json": out / "sweep.json", "csv": out / "sweep.csv",
-             "accuracy_energy": out / "accuracy_energy.png", "latency_steps": out / "latency_steps.png"}
-    files["json"].write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")
-    with files["csv"].open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows({k: ("" if r[k] is None else r[k]) for k in COLUMNS} for r in result.rows)
+    out = ensure_directory(out_dir, "--out")
+    files = {key: out / name for key, name in SWEEP_FILES.items()}
+    write_text(files["json"], json.dumps(result.to_dict(), indent=1))
+
+    def write_csv(tmp: Path) -> None:
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows({k: ("" if r[k] is None else r[k]) for k in COLUMNS} for r in result.rows)
+
+    write_atomically(files["csv"], write_csv)
     _plot_accuracy_energy(result.rows, files["accuracy_energy"])
     _plot_latency_steps(result.rows, files["latency_steps"])
     return {k: str(v) for k, v in files.items()}

@@ -15,9 +15,11 @@ whichever worker finished first.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -81,12 +83,11 @@ def open_client(scheduler: str, workers: int | None, timeout: float, echo: Echo)
             client = Client(cluster)
             echo(f"local cluster: {n} worker processes, 1 thread each")
         else:
+            probe_scheduler(scheduler, timeout)
             try:
                 client = Client(scheduler, timeout=timeout)
-            except (OSError, TimeoutError, ValueError) as exc:  # refused, timed out, or a bad address
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise BackendUnavailableError(f"cannot reach the Dask scheduler at {scheduler} within "
-                                              f"{timeout:g} s: {reason}") from None
+            except Exception as exc:  # it answered the handshake, then failed: not a scheduler we can use
+                raise _unreachable(scheduler, timeout, exc) from None
             echo(f"connected to {scheduler}: {len(client.scheduler_info().get('workers', {}))} workers")
         echo(f"dashboard: {_dashboard(client, cluster is not None)}")
         yield client
@@ -95,6 +96,39 @@ def open_client(scheduler: str, workers: int | None, timeout: float, echo: Echo)
             client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _unreachable(address: str, timeout: float, exc: BaseException) -> BackendUnavailableError:
+    if isinstance(exc, asyncio.TimeoutError):
+        reason = "no Dask handshake came back (is it a Dask scheduler?)"
+    elif isinstance(exc, OSError):  # refused, unreachable, or closed on us
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+    else:  # MemoryError, ValueError, ...: its bytes did not parse as Dask's protocol
+        reason = f"its reply is not Dask's protocol ({type(exc).__name__}); is it a Dask scheduler?"
+    return BackendUnavailableError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s: {reason[:200]}")
+
+
+def probe_scheduler(address: str, timeout: float) -> None:
+    """Connect and shake hands with the scheduler at `address`, within `timeout` (+1) seconds, or raise a
+    BackendUnavailableError naming it. `distributed.Client(timeout=)` bounds the TCP connect only: a
+    server that accepts and then stays silent (not Dask) would hold it for as long as it likes, and one
+    that sends other bytes makes it read a frame length of exabytes (MemoryError). The probe runs in a
+    thread of its own, with its own event loop, so a caller inside a running loop (Jupyter) works too."""
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    async def shake_hands() -> None:
+        args = Security().get_connection_args("client")  # tls:// with the security Dask's config gives
+        # connect() retries a refused port until `timeout` and then says so; the extra second is for
+        # a handshake that never comes, so that the two failures are told apart
+        comm = await asyncio.wait_for(connect(address, timeout=timeout, **args), timeout + 1)
+        await comm.close()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="spikestack-probe") as pool:
+        try:
+            pool.submit(asyncio.run, shake_hands()).result()
+        except Exception as exc:  # MemoryError too: whatever the far end did, it is not a usable scheduler
+            raise _unreachable(address, timeout, exc) from None
 
 
 def run_tasks(tasks: list[ChunkTask], client: Client | None, progress: bool = True, on_progress: Progress | None = None

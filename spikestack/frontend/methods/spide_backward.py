@@ -9,7 +9,7 @@ g = dL/da* and m = 1[0 < a* < 1] (the neurons whose clamp is not saturated),
     (I - J)^T beta = g,   J = diag(m) M / V,   i.e.  beta = g + M^T (m * beta) / V,
     dL/dM = (1/V) (m * beta) a*^T,  dL/dc = (m * beta) / V.
 
-`exact_beta` solves that system with `torch.linalg.solve`. `spike_beta` lets SPIDE's ternary
+`exact_beta` solves that system by LU, one sample at a time. `spike_beta` lets SPIDE's ternary
 neurons solve it: each integrates the constant current g plus M^T (m * s_b)/V from the others and
 emits -1/0/+1 at thresholds -/+0.5 (subtracting what it emitted, so its potential stays in
 [-0.5, 0.5] when |input| <= 1), which makes its average output the fixed point
@@ -27,6 +27,8 @@ from typing import NamedTuple
 
 import torch
 
+from spikestack.errors import OptionsError
+from spikestack.frontend.train import torch_threads
 from spikestack.ir.dynamics import heaviside
 
 V_TH = 1.0  # the paper's threshold unit: the forward IF neurons fire at 2 V_th and start at V_th
@@ -67,10 +69,28 @@ def equilibrium(weight: torch.Tensor, current: torch.Tensor, v_scale: float, ite
 
 
 def exact_beta(weight: torch.Tensor, mask: torch.Tensor, grad: torch.Tensor, v_scale: float) -> torch.Tensor:
-    """beta solving (I - M^T diag(m)/V) beta = g per sample, by a batched linear solve."""
-    n = weight.shape[0]
-    system = torch.eye(n, dtype=grad.dtype, device=grad.device) - weight.T[None] * (mask[:, None, :] / v_scale)
-    return torch.linalg.solve(system, grad.unsqueeze(-1)).squeeze(-1)
+    """beta solving (I - M^T diag(m)/V) beta = g per sample: one LU solve per sample, on one thread.
+
+    Not one batched solve at the caller's thread count: torch factors a CPU batch of matrices
+    larger than 14 x 14 by calling MKL's getrf from its OpenMP threads at once (at::parallel_for
+    in apply_lu_factor), and MKL's threaded getrf does not survive that: with 2+ threads and
+    n >= 150 it leaves zero pivots (lu_solve's RuntimeError after hundreds of "SLASWP" lines), a
+    wrong LU, or spins forever (pytorch#142815; docs/spide.md). One matrix per call never enters
+    that parallel region (and holds n x n, not B x n x n); one thread keeps it fast on busy cores,
+    where a threaded getrf of n = 400 took 5-8x as long, and makes beta that of --threads 1, bit
+    for bit.
+    """
+    eye = torch.eye(weight.shape[0], dtype=grad.dtype, device=grad.device)
+    gain = weight.T / v_scale
+    beta = torch.empty_like(grad)
+    with torch_threads(1):
+        for k in range(len(grad)):
+            beta[k], info = torch.linalg.solve_ex(eye - gain * mask[k], grad[k])
+            if info:  # (I - J) is invertible while ||M||_2 < V, as max_gain < 1 keeps it
+                raise OptionsError(f"exact backward: the implicit system of sample {k} is singular (pivot "
+                                   f"{int(info)} is zero): the hidden-to-hidden weights reach gain V = {v_scale:g}; "
+                                   f"keep their spectral norm below V (max_gain < 1)")
+    return beta
 
 
 class SpikeBeta(NamedTuple):

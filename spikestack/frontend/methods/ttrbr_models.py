@@ -24,16 +24,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from spikestack.errors import DataError, OptionsError, UnsupportedError
+from spikestack.errors import DataError, OptionsError, SpikestackError, UnsupportedError
 from spikestack.frontend.export import CONVERTERS, READOUT
 from spikestack.frontend.neurons import IFNeurons, Readout
 from spikestack.ir.graph import build_graph
 from spikestack.ir.options import METADATA_KEY, LoweringOptions, options_metadata, resolve_options
+from spikestack.memory import check_allocation, format_bytes, memory_budget
+from spikestack.outputs import write_atomically
 
 # (layer name, IF layer, input current (T, B, *shape)) -> what the layer's consumers read (T, B, *shape)
 HiddenLayerFn = Callable[[str, IFNeurons, torch.Tensor], torch.Tensor]
 
 FORMAT = "spikestack-ann/1"
+BLOCK_MODULE_BYTES = 32 * 2**10  # measured: one BasicBlock's eight torch modules, before any weight
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,12 @@ class ResNetSpec:
     stem_stride: int = 2
 
     def __post_init__(self):
-        values = [*self.in_shape, self.classes, self.width, self.blocks, self.stages, self.stem_stride]
-        if len(self.in_shape) != 3 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
-            raise OptionsError(f"ResNetSpec needs positive integers and a (C, H, W) in_shape, got {self}")
+        if len(self.in_shape) != 3:
+            raise OptionsError(f"ResNetSpec field 'in_shape' must be (C, H, W), got {self.in_shape}")
+        for name in ("in_shape", "classes", "width", "blocks", "stages", "stem_stride"):
+            value = getattr(self, name)
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (value if name == "in_shape" else (value,))):
+                raise OptionsError(f"ResNetSpec field '{name}' must hold positive integers, got {value!r}")
         if self.blocks < self.stages:
             raise OptionsError(f"need at least one block per stage, got {self.blocks} blocks for {self.stages} stages")
 
@@ -64,11 +70,12 @@ class ResNetSpec:
         unknown = set(arch) - fields - {"kind"}
         if arch.get("kind") != "resnet" or unknown:
             raise DataError(f"not a resnet description: kind={arch.get('kind')!r}, unknown keys {sorted(unknown)}")
-        try:
-            values = {k: tuple(int(x) for x in v) if isinstance(v, (list, tuple)) else int(v)
-                      for k, v in arch.items() if k != "kind"}
-        except (TypeError, ValueError):
-            raise DataError(f"resnet description has non-integer values: {arch}") from None
+        values = {}
+        for key, value in ((k, v) for k, v in arch.items() if k != "kind"):
+            items = value if isinstance(value, (list, tuple)) else (value,)
+            if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in items):
+                raise DataError(f"resnet description field '{key}' holds non-integer values: {value!r}")
+            values[key] = tuple(int(v) for v in items) if isinstance(value, (list, tuple)) else int(value)
         return cls(**values)
 
 
@@ -93,7 +100,30 @@ class BasicBlock(nn.Module):
         return self.relu2(out + self.shortcut(x))
 
 
+def check_resnet_size(spec: ResNetSpec) -> None:
+    """Refuse, before building it, a ResNet whose weights and modules would exceed the memory budget.
+    Counted stage by stage, stopping once over budget: the width doubles each stage, so 10^7 stages
+    would otherwise be a count with millions of digits."""
+    budget = memory_budget()
+    bn = lambda ch: 4 * ch + 1  # noqa: E731  (weight, bias, running mean and variance, batch count)
+    weights, channels, at_least = spec.in_shape[0] * spec.width * 9 + bn(spec.width), spec.width, ""
+    for stage in range(spec.stages):
+        count = spec.blocks // spec.stages + (stage < spec.blocks % spec.stages)
+        out = spec.width * 2 ** stage
+        shortcut = channels * out + bn(out) if stage > 0 or channels != out else 0
+        weights += channels * out * 9 + out * out * 9 + 2 * bn(out) + shortcut + (count - 1) * (18 * out * out + 2 * bn(out))
+        channels = out
+        if weights * 4 > budget:
+            at_least = "at least "
+            break
+    weights += channels * spec.classes + spec.classes
+    check_allocation(f"a ResNet of width {spec.width}, {spec.blocks:,} blocks over {spec.stages:,} stages and "
+                     f"{spec.classes:,} classes: {at_least}{weights:,} weights x 4 bytes + {spec.blocks:,} blocks x "
+                     f"{format_bytes(BLOCK_MODULE_BYTES)} of torch modules", weights * 4 + spec.blocks * BLOCK_MODULE_BYTES)
+
+
 def build_resnet(spec: ResNetSpec) -> nn.Sequential:
+    check_resnet_size(spec)
     c, h, w = spec.in_shape
     layers: list[nn.Module] = [nn.Conv2d(c, spec.width, 3, spec.stem_stride, 1, bias=False), nn.BatchNorm2d(spec.width), nn.ReLU()]
     h, w = (h - 1) // spec.stem_stride + 1, (w - 1) // spec.stem_stride + 1
@@ -118,9 +148,8 @@ def build_ann(arch: dict) -> nn.Module:
 
 def save_ann(model: nn.Module, arch: dict, path: str | os.PathLike) -> Path:
     """Write weights + architecture as tensors and plain values (readable with weights_only=True)."""
-    path = Path(path)
-    torch.save({"format": FORMAT, "arch": arch, "state_dict": model.state_dict()}, path)
-    return path
+    blob = {"format": FORMAT, "arch": arch, "state_dict": model.state_dict()}
+    return write_atomically(path, lambda tmp: torch.save(blob, tmp))
 
 
 def load_ann(path: str | os.PathLike) -> tuple[nn.Module, dict]:
@@ -129,7 +158,8 @@ def load_ann(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     if not path.is_file():
         raise DataError(f"{path}: no such model file")
     try:
-        blob = torch.load(path, weights_only=True, map_location="cpu")
+        # mmap: the tensors stay in the file until load_state_dict copies them into a checked model
+        blob = torch.load(path, weights_only=True, map_location="cpu", mmap=True)
     except Exception as exc:  # torch raises pickle, zip and runtime errors alike for a bad file
         if "GLOBAL" in str(exc):  # the weights-only unpickler met a class or function: it would run code
             raise DataError(f"{path}: refused by the weights-only loader, it holds Python objects beyond "
@@ -138,7 +168,10 @@ def load_ann(path: str | os.PathLike) -> tuple[nn.Module, dict]:
                         f"written by torch.save: {type(exc).__name__})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise DataError(f"{path}: not a spikestack model file (expected format {FORMAT!r})")
-    model = build_ann(blob.get("arch"))
+    try:  # the stored architecture is checked, against the memory budget too, before anything is built
+        model = build_ann(blob.get("arch"))
+    except SpikestackError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
     try:
         model.load_state_dict(blob["state_dict"])
     except (RuntimeError, KeyError) as exc:

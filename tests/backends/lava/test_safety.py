@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import nir
 import numpy as np
@@ -78,7 +79,10 @@ def test_a_stopped_run_ends_every_lava_process(stop):
     before = lava_processes()
     running = []
 
-    def interrupt():
+    def interrupt():  # once Lava's processes run (a fixed delay is too short on a loaded machine)
+        deadline = time.monotonic() + 120
+        while len(lava_processes() - before) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         running.extend(lava_processes() - before)
         os.kill(os.getpid(), signal.SIGINT)
 
@@ -87,7 +91,7 @@ def test_a_stopped_run_ends_every_lava_process(stop):
         with pytest.raises(LavaRunError, match="no progress for 6 s"):
             run_lava(_program(), x, progress=False, count=False, timeout_s=6)
     else:
-        timer = threading.Timer(6.0, interrupt)
+        timer = threading.Thread(target=interrupt)
         timer.start()
         with pytest.raises(KeyboardInterrupt):
             run_lava(_program(), x, progress=False, count=False)

@@ -1,0 +1,44 @@
+"""SIGTERM and SIGHUP end any command as Ctrl-C does: its cleanup runs, one line, exit 128 + signal.
+
+(Lava runs, whose cleanup also stops a process group, are tested in tests/backends/lava/test_signals.py.)
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import small_mlp
+import nir
+import numpy as np
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_ends_a_simulation_with_one_line_and_leaves_no_file(tmp_path, sig):
+    graph, x, out = tmp_path / "g.nir", tmp_path / "x.npy", tmp_path / "out.npz"
+    nir.write(graph, small_mlp())
+    # Long enough to still be simulating when the signal comes (seconds), short enough to load fast.
+    np.save(x, (np.random.default_rng(0).random((20000, 64, 4)) < 0.2).astype(np.float32))
+    child = subprocess.Popen([sys.executable, "-m", "spikestack.cli", "run", str(graph), "--input", str(x),
+                              "--out", str(out), "--dt", "1e-3"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and child.poll() is None:  # wait until the command itself runs
+        status = open(f"/proc/{child.pid}/status").read()
+        rss_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+        if rss_kb > 300_000:  # torch and spikestack imported: the run has begun
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)
+    child.send_signal(sig)
+    _, err = child.communicate(timeout=30)
+    if child.returncode == 0:
+        pytest.skip("the run finished before the signal came (machine faster than assumed)")
+    assert child.returncode == 128 + sig, err
+    assert err.strip().splitlines() == [f"spikestack run: terminated ({signal.Signals(sig).name})"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.nir", "x.npy"]  # no output, no temporary file
