@@ -11,7 +11,8 @@ from spikestack.frontend.methods.spide import export_spide, train_spide
 from spikestack.frontend.methods.s3nn import build_s3nn_convnet, build_s3nn_mlp, evaluate_s3nn, export_s3nn, train_s3nn
 from spikestack.frontend.methods.ttrbr import Conversion, convert_ann, convert_file, snn_accuracy, train_resnet, tune_thresholds
 from spikestack.frontend.methods.ttrbr_tuning import TaskTuning, tune_on_task
-from spikestack.frontend.methods.ttrbr_models import ResNetSpec, SpikingGraph, build_resnet, load_ann, save_ann
+from spikestack.frontend.methods.ttrbr_ann import ResNetSpec, build_resnet, load_ann, save_ann
+from spikestack.frontend.methods.ttrbr_models import SpikingGraph
 
 __all__ = [
     "export_spide", "train_spide",

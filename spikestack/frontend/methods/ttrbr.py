@@ -40,7 +40,8 @@ from torch.fx.experimental.optimization import fuse
 
 from spikestack.errors import DataError, OptionsError, UnsupportedError
 from spikestack.frontend.data import Dataset, load_dataset
-from spikestack.frontend.methods.ttrbr_models import ResNetSpec, ScaleLayer, SpikingGraph, build_resnet, load_ann, save_ann
+from spikestack.frontend.methods.ttrbr_ann import ResNetSpec, build_resnet, load_ann, save_ann
+from spikestack.frontend.methods.ttrbr_models import ScaleLayer, SpikingGraph
 from spikestack.frontend.methods.ttrbr_tuning import TaskTuning, tune_on_task
 from spikestack.frontend.neurons import IFNeurons, check_steps, constant_input, predict
 from spikestack.frontend.train import History, fit, seed_everything
