@@ -15,7 +15,7 @@ import nir
 import numpy as np
 
 from spikestack.errors import GraphFileError, GraphValidationError, ResourceLimitError, UnsupportedError
-from spikestack.ir.hdf5 import read_tree
+from spikestack.ir.hdf5 import read_in_child, read_tree
 from spikestack.outputs import write_atomically
 
 KNOWN_TYPES = frozenset(
@@ -87,10 +87,11 @@ def read_nir(path: str | os.PathLike) -> nir.NIRGraph:
         raise GraphFileError(f"{path}: is a directory, not a .nir file")
     if path.stat().st_size == 0:
         raise GraphFileError(f"{path}: file is empty")
+    read_in_child(str(path))  # a damaged heap can hang HDF5 itself: meet that in a child (hdf5.py)
     try:
         with h5py.File(path, "r") as f:
             if "node" not in f and f.get("node", getlink=True) is None:
-                raise GraphFileError(f"{path}: HDF5 file has no 'node' group; not a NIR graph")
+                raise GraphFileError("HDF5 file has no 'node' group; not a NIR graph")
             data = read_tree(f, "node")  # links, dataset types and sizes checked before reading
     except (GraphFileError, ResourceLimitError) as exc:
         raise type(exc)(f"{path}: {exc}") from None
