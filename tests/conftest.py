@@ -64,3 +64,25 @@ def digits():
     from spikestack.frontend.data import load_digits
 
     return load_digits()
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raising KeyboardInterrupt, as in any interactive Python. A shell without job control
+    starts background jobs (`make test &`, some CI runners) with SIGINT ignored, and Python then
+    leaves it ignored: the tests that press Ctrl-C need Python's own handler back for their duration."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def default_stop_signals() -> None:
+    """`preexec_fn` for a child CLI that a test stops with a signal: SIGINT, SIGTERM and SIGHUP at
+    their defaults, whatever this test run inherited (nohup ignores SIGHUP; background jobs SIGINT),
+    since the CLI leaves an ignored signal ignored, as a user who ran it so would want."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)

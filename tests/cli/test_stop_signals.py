@@ -12,9 +12,10 @@ import time
 
 import pytest
 
-from conftest import small_mlp
 import nir
 import numpy as np
+
+from conftest import default_stop_signals, small_mlp
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
@@ -25,7 +26,7 @@ def test_a_stop_signal_ends_a_simulation_with_one_line_and_leaves_no_file(tmp_pa
     np.save(x, (np.random.default_rng(0).random((20000, 64, 4)) < 0.2).astype(np.float32))
     child = subprocess.Popen([sys.executable, "-m", "spikestack.cli", "run", str(graph), "--input", str(x),
                               "--out", str(out), "--dt", "1e-3"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_stop_signals)
     time.sleep(0.5)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and child.poll() is None:  # wait until the command itself runs

@@ -74,7 +74,7 @@ def test_an_error_inside_a_lava_run_is_one_line_and_leaves_nothing():
 
 @requires_lava
 @pytest.mark.parametrize("stop", ["timeout", "ctrl-c"])
-def test_a_stopped_run_ends_every_lava_process(stop):
+def test_a_stopped_run_ends_every_lava_process(stop, ctrl_c_raises):
     """A run far longer than the test (about 4 ms a step) is stopped once Lava's processes run."""
     before = lava_processes()
     running = []

@@ -21,6 +21,7 @@ import nir
 import numpy as np
 import pytest
 
+from conftest import default_stop_signals
 from lava_nets import io, lif, requires_lava
 from spikestack.backends.lava.child import CHILD_MODULE
 from spikestack.signals import StopSignals
@@ -81,7 +82,8 @@ def _start(tmp_path: Path, args: list[str]) -> tuple[subprocess.Popen, Path, int
     tmpdir.mkdir()
     with open(tmp_path / "stderr", "wb") as stderr:
         cli = subprocess.Popen([sys.executable, "-m", "spikestack.cli", *args], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=stderr, env=dict(os.environ, TMPDIR=str(tmpdir)))
+                               stdout=subprocess.DEVNULL, stderr=stderr, env=dict(os.environ, TMPDIR=str(tmpdir)),
+                               preexec_fn=default_stop_signals)
     deadline = time.monotonic() + STARTUP_S
     while time.monotonic() < deadline:
         assert cli.poll() is None, (tmp_path / "stderr").read_text()
@@ -171,7 +173,7 @@ def test_the_next_run_removes_what_dead_runs_left(files, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmpdir.iterdir()) == sorted([fresh.name, live.name, "pymp-other"])
 
 
-def test_a_signal_waits_for_a_deferred_block_and_a_second_one_is_ignored():
+def test_a_signal_waits_for_a_deferred_block_and_a_second_one_is_ignored(ctrl_c_raises):
     """Starting the worker and stopping it are never cut in half, and a second signal cannot abandon
     the first one's cleanup. The handlers are called directly: a real SIGTERM would end pytest if
     they were not installed."""
