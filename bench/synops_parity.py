@@ -9,7 +9,7 @@ peer's, up to the differences listed under the table.
 Main side (.venv): builds two torch SNNs with seeded weights (a 16-32-10 LIF MLP with 30 % of its first
 weights pruned to zero; a conv net 2x8x8 -conv3x3-> 4x8x8 IF -sumpool2-> 64 -> 10 IF), exports them to
 NIR, runs spikestack's simulator with count=True, recording every spiking layer, and writes weights,
-inputs and spikes to an .npz. Peer side (.venv-peers, made here on first use: sinabs and neurobench pin
+inputs and spikes to an .npz. Peer side (.venv-synops, made here on first use: sinabs and neurobench pin
 an older nir): rebuilds the same torch modules from the .npz and replays our spikes through the spiking
 layers, so all three count the same events (the table compares conventions, not simulators); it also
 runs Sinabs' own IAF (single spike, subtractive reset) on the IF conv net as a check of our dynamics.
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-PEERS_DIR = ROOT / ".venv-peers"
+PEERS_DIR = ROOT / ".venv-synops"  # not .venv-peers: that one is tests/peers/environments.py's
 PEERS = {"sinabs": "3.1.3", "neurobench": "2.3.0", "torch": "2.14.1"}
 BASE_PYTHON = Path.home() / ".pyenv/versions/3.10.13/bin/python"  # the Python of .venv, as BRIEF §9 says
 METRICS = ("synaptic_events", "effective_acs", "effective_macs", "dense_macs")
@@ -94,7 +94,7 @@ def run_ours(net: str, w: dict, x: np.ndarray) -> tuple[dict, dict[str, np.ndarr
 
 
 def ensure_peers() -> Path:
-    """.venv-peers with the pinned peers, made with the same Python 3.10 as .venv (never the project's)."""
+    """.venv-synops with the pinned peers, made with the same Python 3.10 as .venv (never the project's)."""
     python = PEERS_DIR / "bin" / "python"
     check = "import importlib.metadata as m, sys; sys.exit(any(m.version(k) != v for k, v in %r.items()))" % PEERS
     if python.exists() and subprocess.run([python, "-c", check], capture_output=True).returncode == 0:
@@ -106,7 +106,7 @@ def ensure_peers() -> Path:
     return python
 
 
-# ---- peer side: runs in .venv-peers; imports neither spikestack nor the project's nir ----
+# ---- peer side: runs in .venv-synops; imports neither spikestack nor the project's nir ----
 
 def peer(npz: str) -> dict:
     sys.modules["samna"] = None  # BRIEF §9: importing samna pip-installs from an outside index; never do

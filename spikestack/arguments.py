@@ -17,7 +17,7 @@ from typing import Callable, NoReturn
 
 from spikestack.checks import number_problem
 
-PRESETS = ("norse", "snntorch", "sinabs", "rockpool", "spikestack")
+PRESETS = ("norse", "norse@1.0", "snntorch", "sinabs", "rockpool", "spikestack")
 _PROG = "_spikestack_prog"  # namespace attribute: the prog of the deepest parser that ran
 
 
@@ -102,7 +102,8 @@ def wants_progress(args: argparse.Namespace) -> bool:
 
 
 def add_lowering_arguments(parser: argparse.ArgumentParser) -> None:
-    """GRAPH plus --preset, --dt, --reset, --reset-timing, --initial-potential, --integration."""
+    """GRAPH plus --preset, --dt, --reset, --reset-timing, --initial-potential, --integration,
+    --threshold, --spikes-per-step."""
     parser.add_argument("graph", help="a .nir file")
     parser.add_argument("--preset", choices=PRESETS, help="exporter convention filling in dt, reset and the rest")
     parser.add_argument("--dt", type=POSITIVE, help="time step in the graph's time unit (NIR carries none)")
@@ -110,9 +111,13 @@ def add_lowering_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reset-timing", choices=["immediate", "delayed"])
     parser.add_argument("--initial-potential", type=FINITE, help="initial v as a multiple of the threshold")
     parser.add_argument("--integration", choices=["euler", "exact"])
+    parser.add_argument("--threshold", choices=[">", ">="], help="fire at v > threshold (NIR) or v >= threshold")
+    parser.add_argument("--spikes-per-step", choices=["one", "many"],
+                        help="'many': floor(v / threshold) spikes in one step (Sinabs' MultiSpike, Rockpool)")
 
 
 def lowering_options(args: argparse.Namespace) -> dict:
     """The parsed lowering arguments as keyword arguments (None where not given)."""
     return dict(preset=args.preset, dt=args.dt, reset=args.reset, reset_timing=args.reset_timing,
-                initial_potential=args.initial_potential, integration=args.integration)
+                initial_potential=args.initial_potential, integration=args.integration, threshold=args.threshold,
+                spikes_per_step=args.spikes_per_step)

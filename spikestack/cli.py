@@ -82,6 +82,24 @@ def _run(args: argparse.Namespace) -> int:
 command("run", "simulate a graph (or run it on Lava) on a .npy input")((_run_args, _run))
 
 
+def _export_args(p: argparse.ArgumentParser) -> None:
+    add_lowering_arguments(p)
+    p.add_argument("--for", dest="target", required=True, choices=["snntorch", "norse", "sinabs", "rockpool"],
+                   help="the library whose own importer and runtime must run the file as we do")
+    p.add_argument("--out", required=True, help="the .nir file to write")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from spikestack.pipeline import export_for
+
+    export_for(args.graph, args.target, args.out, **lowering_options(args))
+    print(f"wrote {args.out}: {args.graph} in {args.target}'s conventions")
+    return 0
+
+
+command("export", "rewrite a graph in snnTorch's, Norse's, Sinabs' or Rockpool's NIR conventions")((_export_args, _export))
+
+
 def _map_args(p: argparse.ArgumentParser) -> None:
     add_lowering_arguments(p)
     p.add_argument("--chip", default="loihi2", help="profile name or YAML path")
@@ -229,6 +247,16 @@ def _add_max_memory(parser: argparse.ArgumentParser, default) -> None:
                 _add_max_memory(sub, argparse.SUPPRESS)
 
 
+def preset_omits(preset: str | None) -> str:
+    """The preset's line on what its exporter's files cannot tell us ("" for none). Imported here, on
+    use: the commands that take --preset load `spikestack.ir` anyway."""
+    if preset is None:
+        return ""
+    from spikestack.ir.presets import PRESETS
+
+    return PRESETS[preset].file_omits
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -239,7 +267,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # SIGTERM/SIGHUP raise like Ctrl-C, so every command's cleanup (temporary files, Lava) runs.
         with StopSignals(), memory_limit(args.max_memory):  # a bad size is an OptionsError: one line, exit 2
-            return COMMANDS[args.command][2](args)
+            code = COMMANDS[args.command][2](args)
+        omits = preset_omits(getattr(args, "preset", None))
+        if omits and code == 0:  # what the exporter's files cannot tell us; an error stays one line
+            print(f"spikestack {args.command}: note: {omits}", file=sys.stderr)
+        return code
     except SpikestackError as exc:
         print(f"spikestack {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -59,7 +59,7 @@ def digits_graph(path):
 
 def test_lif_norse_on_every_chip_and_on_lava(fixtures_dir, tmp_path, capsys):
     x = _input(tmp_path, (60, 2, 1), p=0.3)
-    report, markdown = _deploy([str(GRAPHS["lif_norse"]), "--preset", "norse", "--dt", "1e-4", "--input", x,
+    report, markdown = _deploy([str(GRAPHS["lif_norse"]), "--preset", "norse@1.0", "--dt", "1e-4", "--input", x,
                                 "--samples", "2"], tmp_path / "out")
     shipped = {"loihi", "loihi2", "truenorth", "speck", "spinnaker2", "xylo-audio2", "ann-45nm-fp32", "ann-45nm-int8"}
     assert set(report["chips"]) == shipped
@@ -145,7 +145,7 @@ def test_without_lava_the_report_says_skipped_and_why(fixtures_dir, tmp_path, mo
 
     monkeypatch.setattr(deployment, "_lava_reason", lambda: "Lava backend unavailable: no Lava here")
     x = (np.random.default_rng(1).random((40, 1, 1)) < 0.3).astype(np.float32)
-    report = deploy(GRAPHS["lif_norse"], tmp_path / "out", x=x, preset="norse", dt=1e-4, chips=["loihi"],
+    report = deploy(GRAPHS["lif_norse"], tmp_path / "out", x=x, preset="norse@1.0", dt=1e-4, chips=["loihi"],
                     echo=lambda _: None, progress=False)
     rows = {b["name"]: b for b in report["backends"]}
     skipped = "skipped: Lava backend unavailable: no Lava here"
@@ -153,13 +153,13 @@ def test_without_lava_the_report_says_skipped_and_why(fixtures_dir, tmp_path, mo
     assert [a["status"] for a in report["agreement"]] == [rows["lava float"]["status"]] * 2
     assert "lava float: skipped: Lava backend unavailable" in (tmp_path / "out" / "report.md").read_text()
     with pytest.raises(BackendUnavailableError, match="no Lava here"):  # Lava alone was asked for
-        deploy(GRAPHS["lif_norse"], tmp_path / "out2", x=x, preset="norse", dt=1e-4, backend="lava", echo=print)
+        deploy(GRAPHS["lif_norse"], tmp_path / "out2", x=x, preset="norse@1.0", dt=1e-4, backend="lava", echo=print)
 
 
 @pytest.mark.skipif(lava_unavailable_reason() is not None, reason=lava_unavailable_reason() or "")
 def test_lava_alone_quantises_from_its_own_float_run(fixtures_dir, tmp_path):
     x = (np.random.default_rng(2).random((40, 1, 1)) < 0.3).astype(np.float32)
-    report = deploy(GRAPHS["lif_norse"], tmp_path / "out", x=x, preset="norse", dt=1e-4, backend="lava",
+    report = deploy(GRAPHS["lif_norse"], tmp_path / "out", x=x, preset="norse@1.0", dt=1e-4, backend="lava",
                     chips=["loihi"], echo=lambda _: None, progress=False)
     assert [b["name"] for b in report["backends"]] == ["lava float", "lava fixed"]
     assert all(b["status"] == "ok" and b["samples"] == 1 for b in report["backends"])

@@ -38,7 +38,8 @@ class _Neurons(nn.Module):
     kind = ""
 
     def __init__(self, shape: int | tuple[int, ...], nir_params: dict, *, reset: str, reset_timing: str,
-                 initial_potential: float, dt: float, spike_fn: str | Surrogate):
+                 initial_potential: float, dt: float, spike_fn: str | Surrogate, threshold: str = ">",
+                 spikes_per_step: str = "one", integration: str = "euler"):
         super().__init__()
         self.shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
         if not self.shape or min(self.shape) < 1:
@@ -49,9 +50,11 @@ class _Neurons(nn.Module):
             raise OptionsError(f"{self.kind}: parameters do not broadcast to shape {self.shape}") from None
         if (self.nir_params["v_threshold"] <= 0).any():
             raise OptionsError(f"{self.kind}: v_threshold must be positive")
-        if "tau" in self.nir_params and (self.nir_params["tau"] <= 0).any():
-            raise OptionsError(f"{self.kind}: tau must be positive")
-        self.options = LoweringOptions(dt=dt, reset=reset, reset_timing=reset_timing, initial_potential=initial_potential)
+        for tau in ("tau", "tau_mem", "tau_syn"):
+            if tau in self.nir_params and (self.nir_params[tau] <= 0).any():
+                raise OptionsError(f"{self.kind}: {tau} must be positive")
+        self.options = LoweringOptions(dt=dt, reset=reset, reset_timing=reset_timing, initial_potential=initial_potential,
+                                       threshold=threshold, spikes_per_step=spikes_per_step, integration=integration)
         self.spike_fn = surrogate(spike_fn)
         coeffs = neuron_coefficients(self.to_nir(), self.kind, self.shape, self.options, self.kind)
         self._flags = dataclasses.replace(coeffs, **{f: None for f in _ARRAY_FIELDS})
@@ -88,19 +91,22 @@ class _Neurons(nn.Module):
 
     def extra_repr(self) -> str:
         o = self.options
-        return f"{self.shape}, reset={o.reset}, initial_potential={o.initial_potential}, dt={o.dt}, surrogate={self.spike_fn.name}"
+        return (f"{self.shape}, reset={o.reset}, initial_potential={o.initial_potential}, dt={o.dt}, "
+                f"threshold='{o.threshold}', spikes_per_step={o.spikes_per_step}, surrogate={self.spike_fn.name}")
 
 
 class IFNeurons(_Neurons):
-    """Integrate-and-fire (NIR IF: dv/dt = r I): v <- v + dt*r*x, spike if v > v_threshold."""
+    """Integrate-and-fire (NIR IF: dv/dt = r I): v <- v + dt*r*x, spike if v > v_threshold.
+
+    Every layer takes the lowering options as keywords (`Options`): reset, reset_timing,
+    initial_potential, dt, threshold (">" or ">="), spikes_per_step ("one" or "many") and integration."""
 
     kind = "IF"
 
     def __init__(self, shape: int | tuple[int, ...], v_threshold=1.0, r=1.0, v_reset=0.0, *, reset: str = "subtract",
-                 reset_timing: str = "immediate", initial_potential: float = 0.0, dt: float = 1.0,
-                 spike_fn: str | Surrogate = "s2nn"):
-        super().__init__(shape, dict(r=r, v_threshold=v_threshold, v_reset=v_reset), reset=reset,
-                         reset_timing=reset_timing, initial_potential=initial_potential, dt=dt, spike_fn=spike_fn)
+                 spike_fn: str | Surrogate = "s2nn", **options):
+        super().__init__(shape, dict(r=r, v_threshold=v_threshold, v_reset=v_reset), reset=reset, spike_fn=spike_fn,
+                         **_defaults(options))
 
 
 class LIFNeurons(_Neurons):
@@ -109,14 +115,34 @@ class LIFNeurons(_Neurons):
     kind = "LIF"
 
     def __init__(self, shape: int | tuple[int, ...], tau=10.0, r=1.0, v_leak=0.0, v_threshold=1.0, v_reset=0.0, *,
-                 reset: str = "zero", reset_timing: str = "immediate", initial_potential: float = 0.0,
-                 dt: float = 1.0, spike_fn: str | Surrogate = "s2nn"):
+                 reset: str = "zero", spike_fn: str | Surrogate = "s2nn", **options):
         super().__init__(shape, dict(tau=tau, r=r, v_leak=v_leak, v_threshold=v_threshold, v_reset=v_reset),
-                         reset=reset, reset_timing=reset_timing, initial_potential=initial_potential, dt=dt,
-                         spike_fn=spike_fn)
+                         reset=reset, spike_fn=spike_fn, **_defaults(options))
 
 
-NEURON_MODULES = (IFNeurons, LIFNeurons)
+class CubaLIFNeurons(_Neurons):
+    """Current-based LIF (NIR CubaLIF: tau_syn dI/dt = -I + w_in S, tau_mem dv/dt = (v_leak - v) + r I),
+    time constants in the unit of dt; the voltage integrates this step's current."""
+
+    kind = "CubaLIF"
+
+    def __init__(self, shape: int | tuple[int, ...], tau_syn=5.0, tau_mem=10.0, r=1.0, v_leak=0.0, v_threshold=1.0,
+                 v_reset=0.0, w_in=1.0, *, reset: str = "zero", spike_fn: str | Surrogate = "s2nn", **options):
+        super().__init__(shape, dict(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=v_leak, v_threshold=v_threshold,
+                                     v_reset=v_reset, w_in=w_in), reset=reset, spike_fn=spike_fn, **_defaults(options))
+
+
+def _defaults(options: dict) -> dict:
+    """The lowering keywords a layer takes, with their defaults; anything else is refused by name."""
+    known = dict(reset_timing="immediate", initial_potential=0.0, dt=1.0, threshold=">", spikes_per_step="one",
+                 integration="euler")
+    unknown = set(options) - set(known)
+    if unknown:
+        raise OptionsError(f"unknown neuron option(s): {', '.join(sorted(unknown))}; known: {', '.join(known)}")
+    return {**known, **options}
+
+
+NEURON_MODULES = (IFNeurons, LIFNeurons, CubaLIFNeurons)
 
 # A training-time perturbation of a hidden layer's input current: noise(current, layer) -> current.
 CurrentNoise = Callable[[torch.Tensor, _Neurons], torch.Tensor]

@@ -38,7 +38,10 @@ def subthreshold(x, state: NeuronState, p: NeuronCoefficients):
         drive = i if p.cuba_order == "current_first" else state.i
     else:
         i, drive = state.i, x
-    v = p.alpha_v * state.v + p.gain_v * drive + p.bias_v
+    v = state.v
+    if p.spiking and p.reset_timing == "before_decay":  # snnTorch's Leaky, zero reset: beta (1 - s') v + x
+        v = _reset(v, state.s, p)
+    v = p.alpha_v * v + p.gain_v * drive + p.bias_v
     if p.spiking and p.reset_timing == "delayed":  # snnTorch: last step's spike resets now
         v = _reset(v, state.s, p)
     return i, v
@@ -46,8 +49,28 @@ def subthreshold(x, state: NeuronState, p: NeuronCoefficients):
 
 def _reset(v, s, p: NeuronCoefficients):
     if p.reset == "subtract":
-        return v - s * p.v_threshold
-    return v + s * (p.v_reset - v)  # s in {0, 1}: v_reset where spiked, v elsewhere
+        return v - s * p.v_threshold  # s spikes remove s thresholds
+    fired = heaviside(s) if p.spikes_per_step == "many" else s  # 0/1, also for a count of spikes
+    return v + fired * (p.v_reset - v)  # v_reset where spiked, v elsewhere
+
+
+def fire(v, p: NeuronCoefficients, spike_fn: Callable = heaviside):
+    """This step's spikes from v (before any reset).
+
+    "one" per step: spike_fn(v - theta) fires at v > theta; at v >= theta it is 1 - spike_fn(theta - v)
+    (the same surrogate, mirrored, for training). "many": floor(v / theta) spikes, none below zero:
+    Sinabs' MultiSpike and Rockpool's LIF, whose comparison is >= by construction (floor(1) = 1).
+    Lowering checks theta > 0 for "many". In training, the count's gradient is the surrogate's of
+    its first spike (floor has none), as Sinabs' MultiSpike does."""
+    if p.spikes_per_step == "many":
+        ratio = v / p.v_threshold
+        count = ratio - ratio % 1  # floor on numpy and torch alike (torch's // has no derivative; this has 0)
+        count = (count + abs(count)) / 2  # max(count, 0) with plain operators
+        first = 1 - spike_fn(p.v_threshold - v)  # 1 where v >= theta, with the surrogate's gradient
+        return first + (count - (1 - heaviside(p.v_threshold - v)))  # = count; heaviside carries no gradient
+    if p.threshold == ">=":
+        return 1 - spike_fn(p.v_threshold - v)
+    return spike_fn(v - p.v_threshold)
 
 
 def neuron_step(
@@ -57,7 +80,7 @@ def neuron_step(
     i, v = subthreshold(x, state, p)
     if not p.spiking:
         return v, NeuronState(i, v, state.s)
-    s = spike_fn(v - p.v_threshold)
+    s = fire(v, p, spike_fn)
     if p.reset_timing == "immediate":
         v = _reset(v, s, p)
     return s, NeuronState(i, v, s)

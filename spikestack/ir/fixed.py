@@ -96,13 +96,18 @@ def _decay(x: np.ndarray, d: np.ndarray) -> np.ndarray:
     return np.sign(product) * (np.abs(product) >> DECAY_BITS)
 
 
-def lif_step_fixed(a_in, u, v, du, dv, bias_mant, bias_exp, vth, reset: str = "zero"):
+def lif_step_fixed(a_in, u, v, du, dv, bias_mant, bias_exp, vth, reset: str = "zero", compare: str = ">",
+                   spikes_per_step: str = "one"):
     """One time step of Lava's `PyLifModelBitAcc`; returns (spikes 0/1, u, v), all int64.
 
     u' = fold24(trunc(u * (4096 - du - 1) / 4096) + (a_in << 6))
     v' = clip24(trunc(v * (4096 - dv) / 4096) + u' + bias_mant * 2^bias_exp)
     spike where v' > vth << 6 (strict), then v' = 0 ("zero", Lava) or v' - (vth << 6)
-    ("subtract", our extension; no re-clip needed since v' > vth << 6 >= 0). a_in is the Dense
+    ("subtract", our extension; no re-clip needed since v' > vth << 6 >= 0). Our extensions for
+    Sinabs and Rockpool: compare ">=" fires at v' >= vth << 6 (integers: exactly v' > (vth << 6) - 1),
+    and spikes_per_step "many" sends floor(v' / (vth << 6)) as one graded spike (Loihi 2's graded
+    spikes carry it: v' < 2^23 and vth << 6 >= 2^6 bound it by 2^17), removing that many thresholds
+    under "subtract" (needs vth >= 1, which `ir.quantise` checks). a_in is the Dense
     output of the previous step (Dense delays by one step). The initial potential is simply
     the v passed at the first step. Inputs are int32-range values, as on Lava's ports and
     in its int32 state; Lava's int32 wraps are reproduced. u is never reset, as in Lava.
@@ -116,8 +121,11 @@ def lif_step_fixed(a_in, u, v, du, dv, bias_mant, bias_exp, vth, reset: str = "z
     total = _decay(v, dv + V_DECAY_OFFSET) + u + effective_bias(bias_mant, bias_exp)
     v = clip_signed(wrap_signed(total, CHANNEL_BITS), V_BITS)
     threshold = vth << VTH_SHIFT
-    spikes = v > threshold
-    v = np.where(spikes, v - threshold if reset == "subtract" else 0, v)
+    if spikes_per_step == "many":
+        spikes = np.where(v >= threshold, v // np.maximum(threshold, 1), 0)
+    else:
+        spikes = (v >= threshold if compare == ">=" else v > threshold).astype(np.int64)
+    v = np.where(spikes > 0, v - spikes * threshold if reset == "subtract" else 0, v)
     return spikes.astype(np.int64), u, v
 
 

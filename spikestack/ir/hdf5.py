@@ -14,22 +14,20 @@ bytes count against the memory budget, alone and all together.
 Some damage only the HDF5 library meets: one byte changed in a file's global heap (the length of a
 variable-length string) makes HDF5 2.0 loop forever inside `dataset[()]`, holding the GIL, where no
 signal handler or size check can reach it (found by the fuzzer, tests/fuzz). So `read_nir` first
-reads the whole tree in a forked child (`read_in_child`): a child that hangs past READ_TIMEOUT_S is
-killed, and one that dies (a crash in C) is reported, each as one line, before this process touches
-the file. The child sends nothing back: on success the parent reads the file again itself (a NIR
-file is small, and reading it twice costs milliseconds), so no data crosses the process boundary.
+has the reader process (hdf5_reader.py, a fresh interpreter started once) read the whole tree
+(`read_in_child`): a reader that hangs past READ_TIMEOUT_S is killed, and one that dies (a crash in
+C) is reported, each as one line, before this process touches the file. The reader answers only
+"ok" or "failed": on success the caller reads the file again itself (a NIR file is small, and
+reading it twice costs milliseconds), so no data crosses the process boundary.
 """
 
 from __future__ import annotations
 
-import os
-import select
-import signal
-
 import h5py
 
 from spikestack.errors import GraphFileError
-from spikestack.memory import check_allocation, check_elements
+from spikestack.ir.hdf5_reader import READ_TIMEOUT_S, read_in_child  # noqa: F401  (io.py's guard)
+from spikestack.memory import check_allocation, check_elements, memory_budget
 
 # Dataset element kinds a NIR file uses: bool, signed, unsigned, float, fixed-length bytes.
 # Variable-length strings (h5py's object dtype with string info) are accepted too.
@@ -51,6 +49,7 @@ def describe(where: str) -> str:
 class _TreeReader:
     def __init__(self):
         self.total = 0  # bytes of the datasets read so far
+        self.budget = memory_budget()  # once per file: the default reads /proc/meminfo
         self.groups: set = set()  # ids of the groups entered: a second visit is a cycle or a shared group
 
     def item(self, group: h5py.Group, key: str, where: str):
@@ -87,8 +86,10 @@ class _TreeReader:
         if dtype.kind not in DATA_KINDS and h5py.check_string_dtype(dtype) is None:
             raise GraphFileError(f"{describe(where)}: dataset of type {dtype} refused (NIR fields hold real numbers or text)")
         size = dataset.size or 0  # None: a null dataspace, read as h5py.Empty
-        self.total += check_elements(describe(where), size, dtype)
-        check_allocation(f"the datasets read up to {describe(where)}, all together", self.total)
+        self.total += size * dtype.itemsize
+        if self.total > self.budget:  # this dataset alone, or all together: the check that says which
+            check_elements(describe(where), size, dtype)
+            check_allocation(f"the datasets read up to {describe(where)}, all together", self.total)
         value = dataset[()]
         return value.decode("utf8") if isinstance(value, bytes) else value
 
@@ -100,39 +101,3 @@ def read_tree(file: h5py.File, key: str) -> dict:
     if not isinstance(item, h5py.Group):
         raise GraphFileError(f"/{key}: is a {type(item).__name__}, expected a group")
     return reader.group(item, f"/{key}")
-
-
-READ_TIMEOUT_S = 10.0  # a valid NIR file of hundreds of MB reads in about a second
-
-
-def read_in_child(path: str, timeout_s: float = READ_TIMEOUT_S) -> None:
-    """Read the tree of `path` in a forked child; one-line `GraphFileError` if HDF5 hangs or crashes
-    there. Errors of ours in the child are left for the parent's own read to raise."""
-    done_r, done_w = os.pipe()  # the child holds the write end: end of file = the child has exited
-    pid = os.fork()
-    if pid == 0:  # the child: read, say nothing, exit without running the parent's cleanup
-        try:
-            os.close(done_r)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            with h5py.File(path, "r") as file:
-                if "node" in file:
-                    read_tree(file, "node")
-        except BaseException:  # noqa: BLE001  (the parent's own read raises the same error, in one line)
-            pass
-        finally:
-            os._exit(0)
-    os.close(done_w)
-    try:
-        finished, _, _ = select.select([done_r], [], [], timeout_s)
-    finally:
-        os.close(done_r)
-    if not finished:
-        os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    if not finished:
-        raise GraphFileError(f"{path}: the HDF5 library did not finish reading it in {timeout_s:g} s "
-                             "(a corrupt file: HDF5 loops on some damaged heaps)")
-    if os.WIFSIGNALED(status):
-        raise GraphFileError(f"{path}: the HDF5 library crashed reading it (signal {os.WTERMSIG(status)}): a corrupt file")

@@ -14,6 +14,7 @@ import numpy as np
 from spikestack.errors import OptionsError
 from spikestack.ir.graph import Graph
 from spikestack.ir.options import LoweringOptions
+from spikestack.ir.presets import PRESETS
 from spikestack.ir.program import NeuronCoefficients, Op, Program, Source
 from spikestack.memory import check_allocation, check_elements
 
@@ -21,6 +22,7 @@ from spikestack.memory import check_allocation, check_elements
 # coefficients it keeps (up to 8) and the broadcast parameters they are made from.
 NEURON_ARRAYS = 10
 NEURON_KINDS = frozenset({"IF", "I", "LIF", "LI", "CubaLIF", "CubaLI"})
+ROCKPOOL_GAIN_TOLERANCE = 1e-4  # Rockpool's r in float32 gives g = 1 to ~2e-7; 1e-4 tells another dt apart
 DELAY_ITEMSIZE = 8  # the simulator's float64 ring buffer (Lava's DelayDense holds as much): the worst case
 
 
@@ -42,28 +44,94 @@ def _leak(tau, dt: float, integration: str, name: str, field: str) -> tuple[np.n
     return 1.0 - a, a
 
 
-def neuron_coefficients(node, kind: str, shape, options: LoweringOptions, name: str) -> NeuronCoefficients:
+def _tau(node, field: str, shape, options: LoweringOptions, name: str) -> np.ndarray:
+    """A time constant in dt's unit: Norse 1.1.0's exporter writes dt * tau (its preset says so)."""
+    tau = _arr(getattr(node, field), shape)
+    preset = PRESETS[options.preset] if options.preset else None
+    if preset and preset.tau_unit_dt:
+        tau = tau / options.dt
+    if preset and preset.max_tau is not None and tau.size and tau.max() > preset.max_tau:
+        older = [p for p in PRESETS if p.startswith(f"{preset.name}@")]
+        raise OptionsError(
+            f"node '{name}' field '{field}': {np.max(getattr(node, field)):g} read as {preset.name} {preset.release} "
+            f"writes it gives tau = {tau.max():g} s, beyond the {preset.max_tau:g} s the preset believes; "
+            f"a file from an older release? try --preset {older[0] if older else 'with explicit --dt'}")
+    return tau
+
+
+def neuron_coefficients(node, kind: str, shape, options: LoweringOptions, name: str,
+                        reset_timing: str | None = None) -> NeuronCoefficients:
+    """`reset_timing`: the node's own, where a preset's rule gives it one (`_reset_timing`)."""
     dt, mode = options.dt, options.integration
     r = _arr(getattr(node, "r", 1.0), shape)
     if kind in ("IF", "I"):
         alpha_v, gain_v, bias_v = np.ones(shape), dt * r, np.zeros(shape)
     else:
-        tau = _arr(node.tau_mem if kind.startswith("Cuba") else node.tau, shape)
-        alpha_v, a = _leak(tau, dt, mode, name, "tau_mem" if kind.startswith("Cuba") else "tau")
+        field = "tau_mem" if kind.startswith("Cuba") else "tau"
+        tau = _tau(node, field, shape, options, name)
+        alpha_v, a = _leak(tau, dt, mode, name, field)
         gain_v, bias_v = a * r, a * _arr(node.v_leak, shape)
+        if options.preset and PRESETS[options.preset].voltage_input == "rockpool":
+            gain_v, bias_v = _rockpool_voltage(node, kind, tau, r, options, name)
+    if options.preset and kind in PRESETS[options.preset].unscaled_input:
+        gain_v = r
     alpha_i = gain_i = None
     if kind.startswith("Cuba"):
-        alpha_i, a_syn = _leak(_arr(node.tau_syn, shape), dt, mode, name, "tau_syn")
-        gain_i = a_syn * _arr(getattr(node, "w_in", 1.0), shape)
+        alpha_i, a_syn = _leak(_tau(node, "tau_syn", shape, options, name), dt, mode, name, "tau_syn")
+        gain_i = _current_gain(options, alpha_i, a_syn) * _arr(getattr(node, "w_in", 1.0), shape)
     spiking = kind in ("IF", "LIF", "CubaLIF")
     v_threshold = _arr(node.v_threshold, shape) if spiking else None
+    if spiking and options.spikes_per_step == "many" and not (v_threshold > 0).all():
+        raise OptionsError(f"node '{name}': spikes_per_step='many' counts floor(v / v_threshold) spikes, "
+                           f"so v_threshold must be > 0 (found {v_threshold.min():g})")
     v_reset = _arr(node.v_reset if getattr(node, "v_reset", None) is not None else 0.0, shape) if spiking else None
     v_init = options.initial_potential * v_threshold if spiking else np.zeros(shape)
+    if options.preset and PRESETS[options.preset].start_at_leak:  # Norse's states start at rest
+        v_init = v_init + (_arr(node.v_leak, shape) if hasattr(node, "v_leak") else v_reset if spiking else 0.0)
     return NeuronCoefficients(
         kind=kind, alpha_v=alpha_v, gain_v=gain_v, bias_v=bias_v, v_init=v_init, alpha_i=alpha_i,
         gain_i=gain_i, v_threshold=v_threshold, v_reset=v_reset, reset=options.reset,
-        reset_timing=options.reset_timing, cuba_order=options.cuba_order,
+        reset_timing=reset_timing or options.reset_timing, cuba_order=options.cuba_order, threshold=options.threshold,
+        spikes_per_step=options.spikes_per_step,
     )
+
+
+def _rockpool_voltage(node, kind: str, tau: np.ndarray, r: np.ndarray, options: LoweringOptions,
+                      name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(gain_v, bias_v) as Rockpool steps its modules (Preset.voltage_input "rockpool"): its exporter
+    writes r = tau e^(-dt/tau) / dt, a unit gain once dt is known; a file whose r says otherwise was
+    written at another dt, or not by Rockpool, and is refused."""
+    alpha = np.exp(-options.dt / tau)
+    g = r * options.dt / (tau * alpha)
+    if np.abs(g - 1).max() > ROCKPOOL_GAIN_TOLERANCE:
+        raise OptionsError(f"node '{name}' field 'r': {np.ravel(r)[np.abs(g - 1).argmax()]:g} is not "
+                           f"tau e^(-dt/tau) / dt for dt = {options.dt:g}, as Rockpool's exporter writes it: "
+                           "written with another dt (pass --dt), or not a Rockpool file")
+    v_leak = _arr(node.v_leak, alpha.shape)
+    if kind == "LI":  # ExpSynTorch: v <- beta (v + x); it has no bias
+        if np.any(v_leak != 0):
+            raise OptionsError(f"node '{name}' field 'v_leak': Rockpool's ExpSynTorch has no bias, found {v_leak.max():g}")
+        return g * alpha, v_leak
+    return g, v_leak  # LIFTorch, LIFNeuronTorch: v <- alpha v + g x + bias, with the bias per step
+
+
+def _reset_timing(graph: Graph, name: str, kind: str, options: LoweringOptions) -> str:
+    """"before_decay" where the preset says the delayed zero reset of this kind comes before the decay
+    (snnTorch's Leaky: v <- beta (1 - s') v + x), unless the node is in a two-node loop with an
+    Affine/Linear, as snnTorch writes its RLeaky (whose reset comes after); else the options' timing."""
+    kinds = PRESETS[options.preset].zero_reset_before_decay if options.preset else ()
+    if kind not in kinds or options.reset != "zero" or options.reset_timing != "delayed":
+        return options.reset_timing
+    loop = any(name in graph.fan_out(m) and graph.type_of(m) in ("Affine", "Linear") for m in graph.fan_out(name))
+    return options.reset_timing if loop else "before_decay"
+
+
+def _current_gain(options: LoweringOptions, alpha_i: np.ndarray, a_syn: np.ndarray) -> np.ndarray:
+    """How a CubaLIF's input enters its current (ir/presets.py, Preset.current_input)."""
+    rule = PRESETS[options.preset].current_input if options.preset else "euler"
+    if rule == "impulse":
+        return np.ones_like(alpha_i)
+    return alpha_i if rule == "decayed" else a_syn
 
 
 def delay_steps(node, shape, dt: float, name: str) -> np.ndarray:
@@ -101,7 +169,7 @@ def lower_graph(graph: Graph, options: LoweringOptions) -> Program:
         node, shape = graph.nodes[name], graph.out_shapes[name]
         total = _check_size(name, kind, shape, total)
         if kind in NEURON_KINDS:
-            params = neuron_coefficients(node, kind, shape, options, name)
+            params = neuron_coefficients(node, kind, shape, options, name, _reset_timing(graph, name, kind, options))
         elif kind == "Delay":
             params = delay_steps(node, shape, options.dt, name)
         else:

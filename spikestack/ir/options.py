@@ -14,11 +14,14 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from spikestack.errors import OptionsError
+from spikestack.ir.presets import PRESETS
 
 RESETS = ("zero", "subtract")
 RESET_TIMINGS = ("immediate", "delayed")
 INTEGRATIONS = ("euler", "exact")
 CUBA_ORDERS = ("current_first", "voltage_first")
+THRESHOLDS = (">", ">=")  # NIR's Threshold is strict; Sinabs and Rockpool fire at v >= theta
+SPIKES_PER_STEP = ("one", "many")  # "many": floor(v / theta) spikes in one step (Sinabs MultiSpike, Rockpool)
 
 
 def _real(value) -> bool:
@@ -38,7 +41,10 @@ class LoweringOptions:
     initial_potential: initial v as a multiple of each neuron's threshold (0.5 = theta/2).
     integration: "euler" (what exporters assume) or "exact" (exponential) for leaky dynamics.
     cuba_order: whether a CubaLIF's voltage integrates the current of this step ("current_first",
-        snnTorch and Lava) or of the previous one ("voltage_first", Norse).
+        snnTorch and Lava) or of the previous one ("voltage_first", Norse 1.0).
+    threshold: ">" (NIR, Norse, snnTorch, Lava) or ">=" (Sinabs, Rockpool): when v fires.
+    spikes_per_step: "one", or "many": floor(v / v_threshold) spikes at once, each removing one
+        threshold under the subtractive reset (Sinabs' MultiSpike, its default; Rockpool's LIF).
     """
 
     dt: float
@@ -47,6 +53,8 @@ class LoweringOptions:
     initial_potential: float = 0.0
     integration: str = "euler"
     cuba_order: str = "current_first"
+    threshold: str = ">"
+    spikes_per_step: str = "one"
     preset: str | None = None
 
     def __post_init__(self):
@@ -57,20 +65,11 @@ class LoweringOptions:
         if self.preset is not None and self.preset not in PRESETS:
             raise OptionsError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         for name, allowed in (("reset", RESETS), ("reset_timing", RESET_TIMINGS),
-                              ("integration", INTEGRATIONS), ("cuba_order", CUBA_ORDERS)):
+                              ("integration", INTEGRATIONS), ("cuba_order", CUBA_ORDERS),
+                              ("threshold", THRESHOLDS), ("spikes_per_step", SPIKES_PER_STEP)):
             if getattr(self, name) not in allowed:
                 raise OptionsError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
 
-
-# What each exporter means (BRIEF §2). Sinabs writes time in steps (dt = 1) and drops its
-# subtractive reset; snnTorch writes r = tau_mem/dt, w_in = tau_syn/dt with dt = 1e-4.
-PRESETS: dict[str, dict] = {
-    "norse": dict(dt=1e-3, reset="zero", reset_timing="immediate", cuba_order="voltage_first"),
-    "snntorch": dict(dt=1e-4, reset="subtract", reset_timing="delayed", cuba_order="current_first"),
-    "sinabs": dict(dt=1.0, reset="subtract", reset_timing="immediate"),
-    "rockpool": dict(dt=1e-3, reset="subtract", reset_timing="immediate", integration="exact"),
-    "spikestack": {},  # everything comes from the metadata our exporter writes
-}
 
 METADATA_KEY = "spikestack"  # graph metadata group our exporter writes: {dt, reset, ...}
 
@@ -88,7 +87,7 @@ def resolve_options(graph_metadata: dict | None = None, preset: str | None = Non
     if not isinstance(stored, dict):
         raise OptionsError(f"graph metadata '{METADATA_KEY}' must be a group of lowering options, got {_plain_text(stored)}")
     merged.update({k: _plain(v, k) for k, v in stored.items() if k in known})
-    merged.update(PRESETS.get(preset, {}) if preset else {})
+    merged.update(PRESETS[preset].options if preset else {})
     merged.update({k: v for k, v in explicit.items() if v is not None})
     if preset:
         merged["preset"] = preset

@@ -21,8 +21,10 @@ class NeuronCoefficients:
 
     i[t] = alpha_i * i[t-1] + gain_i * x[t]                         (only when alpha_i is not None)
     v[t] = alpha_v * v[t-1] + gain_v * drive + bias_v               drive = i[t] (or i[t-1]) or x[t]
-    s[t] = v[t] > v_threshold                                        (only when spiking)
-    reset: "zero" -> v = v_reset, "subtract" -> v -= v_threshold; now or in the next step (timing).
+    s[t] = v[t] > v_threshold (or >=)                                (only when spiking)
+         or floor(v[t] / v_threshold) spikes when spikes_per_step is "many"
+    reset: "zero" -> v = v_reset, "subtract" -> v -= s * v_threshold; now or in the next step (timing:
+        "immediate", "delayed" after the decay and input, "before_decay" of the next step).
     """
 
     kind: str  # the NIR type it came from
@@ -37,10 +39,20 @@ class NeuronCoefficients:
     reset: str = "zero"
     reset_timing: str = "immediate"
     cuba_order: str = "current_first"
+    threshold: str = ">"
+    spikes_per_step: str = "one"
 
     @property
     def spiking(self) -> bool:
         return self.v_threshold is not None
+
+    @property
+    def emits(self) -> str:
+        """What the population sends on: "binary" spikes, spike "counts" (several per step), or
+        "graded" values (v of a non-spiking kind), as `ir.counts` and the engines name them."""
+        if not self.spiking:
+            return "graded"
+        return "counts" if self.spikes_per_step == "many" else "binary"
 
     @property
     def has_current(self) -> bool:

@@ -58,6 +58,8 @@ class NeuronInts:
     v_init: np.ndarray
     v_reset: np.ndarray | None  # added after Lava's reset to 0; None when v_reset is 0
     reset: str
+    compare: str  # ">" (Lava) or ">=" (Sinabs, Rockpool)
+    spikes_per_step: str  # "one", or "many": a graded spike of floor(v / threshold)
     delay_input: bool  # Norse's voltage-first CubaLIF: a_in one step older
     has_current: bool
     scale: float  # v_int = scale * v_float (2^6 s_N)
@@ -185,7 +187,7 @@ class _Quantiser:
     def _neuron(self, op: Op) -> float:
         """Quantise neuron op N and the synapse ops that feed it; return s_N."""
         p = op.params
-        if p.spiking and p.reset_timing == "delayed":
+        if p.spiking and p.reset_timing != "immediate":
             raise UnsupportedError("loihi mode resets in the step that spikes: lower with reset_timing='immediate'",
                                    node=op.name)
         gain = p.gain_v * (p.gain_i if p.has_current else 1.0)
@@ -218,6 +220,9 @@ class _Quantiser:
             vth = fixed.quantise_threshold(p.v_threshold, scale) if p.spiking else None
         except OptionsError as exc:  # name the node: the leaf module knows only numbers
             raise OptionsError(str(exc), node=op.name) from None
+        if p.spiking and p.spikes_per_step == "many" and np.any(vth < 1):
+            raise OptionsError(f"spikes_per_step='many' needs integer thresholds >= 1; v_threshold "
+                               f"{float(np.min(p.v_threshold)):.3g} x scale {scale:.3g} rounds to 0", node=op.name)
         resets = p.spiking and p.reset == "zero" and bool(np.any(p.v_reset != 0))
         v_reset = np.rint(p.v_reset * v_scale).astype(np.int64) if resets else None
         du = fixed.decay_to_int(1.0 - p.alpha_i if p.has_current else np.ones(op.out_shape), fixed.U_DECAY_OFFSET)
@@ -225,6 +230,7 @@ class _Quantiser:
         v_init = np.rint(p.v_init * v_scale).astype(np.int64)
         self.neurons[op.name] = NeuronInts(
             du=du, dv=dv, bias_mant=mant, bias_exp=bexp, vth=vth, v_init=v_init, v_reset=v_reset, reset=p.reset,
+            compare=p.threshold, spikes_per_step=p.spikes_per_step,
             delay_input=p.has_current and p.cuba_order == "voltage_first", has_current=p.has_current, scale=v_scale)
         errors = {"dv": fixed.relative_error(1.0 - p.alpha_v, dv, fixed.DECAY_UNITY)}
         if p.has_current:

@@ -7,12 +7,16 @@ cannot: parameter values, and topology that no executor can run.
 from __future__ import annotations
 
 import os
+from typing import Union
 
+import nir
 import numpy as np
 
-from spikestack.errors import GraphValidationError, SpikestackError
+from spikestack.errors import GraphFileError, GraphValidationError, OptionsError, SpikestackError
 from spikestack.ir.graph import NEURON_TYPES, Graph, build_graph
+from spikestack.ir.intake import arrays_graph, drop_tracing_dim_graph
 from spikestack.ir.io import read_nir
+from spikestack.ir.presets import PRESETS
 
 # Fields whose values must be finite numbers; positive where a time constant or similar divides.
 POSITIVE_FIELDS = frozenset({"tau", "tau_mem", "tau_syn"})
@@ -53,10 +57,23 @@ def validate_graph(graph: Graph) -> Graph:
     return graph
 
 
-def load_graph(path: str | os.PathLike) -> Graph:
-    """Read, build and validate a `.nir` file: the one entry point every stage uses."""
-    nir_graph = read_nir(path)  # its errors already name the file
+GraphSource = Union[str, os.PathLike, nir.NIRGraph]  # a .nir file, or a graph a peer's exporter made in memory
+
+
+def load_graph(source: GraphSource, preset: str | None = None) -> Graph:
+    """Read (or take, in memory) a NIR graph, apply the preset's reading rules, build and validate:
+    the one entry point every stage uses. A `nir.NIRGraph` from a peer's exporter is copied, never
+    modified (`ir.intake`)."""
+    in_memory = isinstance(source, nir.NIRGraph)
+    if not in_memory and not isinstance(source, (str, os.PathLike)):
+        raise GraphFileError(f"a graph is a .nir path or a nir.NIRGraph, not {type(source).__name__}")
+    if preset is not None and preset not in PRESETS:
+        raise OptionsError(f"unknown preset '{preset}'; choose one of {', '.join(PRESETS)}")
+    where = "in-memory graph" if in_memory else str(source)
     try:
-        return validate_graph(build_graph(nir_graph))
+        nir_graph = arrays_graph(source) if in_memory else read_nir(source)  # read_nir's errors name the file
+        return validate_graph(build_graph(drop_tracing_dim_graph(nir_graph, preset)))
     except SpikestackError as exc:
-        raise type(exc)(f"{path}: {exc}") from None
+        if not in_memory and str(exc).startswith(f"{source}: "):
+            raise
+        raise type(exc)(f"{where}: {exc}") from None

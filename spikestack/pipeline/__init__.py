@@ -13,7 +13,7 @@ from spikestack.pipeline.deployment import DEPLOY_BACKENDS, DeployInput, deploy,
 from spikestack.pipeline.demonstration import demo
 from spikestack.pipeline.inputs import check_finite, load_input
 from spikestack.pipeline.stages import (
-    BACKENDS, MODE_NAMES, check_run_paths, chips, energy, info, load_program, map_graph, predict,
+    BACKENDS, MODE_NAMES, check_run_paths, chips, energy, export_for, info, load_program, map_graph, predict, run,
     run_program, save_run,
 )
 
@@ -30,6 +30,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "BACKENDS", "DEPLOY_BACKENDS", "MODE_NAMES", "DeployInput", "check_finite", "check_run_paths", "chips", "demo", "deploy",
-    "deploy_input", "energy", "info", "load_input", "load_program", "map_graph", "predict", "run_program", "save_run",
+    "deploy_input", "energy", "export_for", "info", "load_input", "load_program", "map_graph", "predict", "run", "run_program", "save_run",
     "simulate_all", *_LAZY,
 ]

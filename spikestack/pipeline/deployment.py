@@ -25,7 +25,8 @@ from spikestack.ir.counts import infer_kind
 from spikestack.ir.info import describe_graph, format_description
 from spikestack.ir.quantise import QuantisedProgram, headroom_from_run, quantise_program
 from spikestack.outputs import check_outputs, ensure_directory
-from spikestack.pipeline.stages import dataset_directory, predict, run_program
+from spikestack.ir.validate import GraphSource
+from spikestack.pipeline.stages import dataset_directory, graph_path, predict, run_program
 from spikestack.report import (backend_entry, build_report, compare_spikes, format_summary, quantisation_entry,
                                write_deploy_report)
 from spikestack.report.content import REPORT_FILES
@@ -209,7 +210,7 @@ def _agreement(program: Program, qprog: QuantisedProgram | None, x: np.ndarray, 
     return pairs
 
 
-def deploy(graph: str | os.PathLike, out_dir: str | os.PathLike, *, x: np.ndarray | None = None,
+def deploy(graph: GraphSource, out_dir: str | os.PathLike, *, x: np.ndarray | None = None,
            dataset: str | None = None, steps: int | None = None, limit: int | None = None,
            chips: Sequence[str] | None = None, backend: str = "both", samples: int = LAVA_SAMPLES,
            dt_seconds: float | None = None, seed: int = 0, preset: str | None = None,
@@ -231,16 +232,16 @@ def deploy(graph: str | os.PathLike, out_dir: str | os.PathLike, *, x: np.ndarra
         check_count(value, name)  # deploy_input checks steps and limit too, but only once the graph is read
     check_count(seed, "seed", minimum=0)
     check_positive(dt_seconds, "dt_seconds")
-    inputs = {"GRAPH": graph, "--input": input_path, "--dataset": dataset_directory(dataset)}
+    inputs = {"GRAPH": graph_path(graph), "--input": input_path, "--dataset": dataset_directory(dataset)}
     check_outputs({"--out": out_dir}, inputs, {"--out": DEPLOY_FILES})  # before any work: a refusal writes nothing
-    nir_graph = load_graph(graph)
+    nir_graph = load_graph(graph, preset)
     program = lower_graph(nir_graph, resolve_options(nir_graph.metadata, preset=preset, **options))
     data = deploy_input(program, x, dataset, steps, limit, seed)
     chips = list(chips) if chips else list_profiles()
     profiles = [load_profile(chip) for chip in chips]  # a bad profile fails before the report directory exists
     out = ensure_directory(out_dir, "--out")
     description = describe_graph(nir_graph)
-    echo(f"1/5 validate: {graph}\n{format_description(description)}\n    input: {data.info['description']}")
+    echo(f"1/5 validate: {graph_path(graph) or 'in-memory nir.NIRGraph'}\n{format_description(description)}\n    input: {data.info['description']}")
     fits = {p.name: check_fit(program, p) for p in profiles}
     echo("2/5 map: " + ", ".join(f"{c} {'fits' if not v else f'does not fit ({len(v)} violations)'}"
                                   for c, v in fits.items()))

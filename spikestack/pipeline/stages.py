@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+import nir
 import numpy as np
 
 from spikestack.checks import check_number, check_positive
@@ -16,6 +17,7 @@ from spikestack.energy import energy_report, list_profiles, load_profile, map_to
 from spikestack.energy.report import ENERGY_FILES
 from spikestack.errors import OptionsError
 from spikestack.ir import Program, Run, load_graph, lower_graph, resolve_options
+from spikestack.ir.validate import GraphSource
 from spikestack.ir.fixed import WEIGHT_BITS
 from spikestack.ir.info import describe_graph
 from spikestack.outputs import check_outputs, write_atomically, write_text
@@ -27,15 +29,45 @@ MODE_NAMES = {"sim": {"float": "float", "loihi": "loihi", "fixed": "loihi"},
               "lava": {"float": "float", "loihi": "fixed", "fixed": "fixed"}}
 
 
-def info(path: str | os.PathLike) -> dict:
-    """Read, validate and describe a `.nir` file (what `spikestack info` prints)."""
-    return describe_graph(load_graph(path))
+def graph_path(graph: GraphSource) -> str | os.PathLike | None:
+    """The file a graph argument names (an input no output may overwrite), None for a `nir.NIRGraph`."""
+    return None if isinstance(graph, nir.NIRGraph) else graph
 
 
-def load_program(path: str | os.PathLike, preset: str | None = None, **options) -> Program:
-    """Read, validate and lower a `.nir` file with explicit options > preset > graph metadata."""
-    graph = load_graph(path)
+def info(graph: GraphSource, preset: str | None = None) -> dict:
+    """Read, validate and describe a `.nir` file or a `nir.NIRGraph` (what `spikestack info` prints)."""
+    return describe_graph(load_graph(graph, preset))
+
+
+def load_program(graph: GraphSource, preset: str | None = None, **options) -> Program:
+    """Read (or take) a graph, validate and lower it with explicit options > preset > graph metadata."""
+    graph = load_graph(graph, preset)
     return lower_graph(graph, resolve_options(graph.metadata, preset=preset, **options))
+
+
+def run(graph: GraphSource, x: np.ndarray, preset: str | None = None, backend: str = "sim", mode: str = "float",
+        record: tuple[str, ...] = (), **options) -> Run:
+    """`spikestack run` from Python: a `.nir` file or a `nir.NIRGraph` (a peer exporter's, in memory)
+    on time-major input x (T, B, *shape); `record` names nodes whose state the Run keeps."""
+    return run_program(load_program(graph, preset, **options), x, backend, mode, record=tuple(record), progress=False)
+
+
+def export_for(graph: GraphSource, target: str, out: str | os.PathLike | None = None, preset: str | None = None,
+               **options) -> nir.NIRGraph:
+    """A graph (ours, or any NIR with the options that lower it) rewritten in `target`'s conventions
+    (`ir.targets`), so that its own importer and runtime spike as our simulator does; written to
+    `out` when given (atomically; never over the graph it was read from). Returns the `nir.NIRGraph`."""
+    from spikestack.ir.io import write_nir
+    from spikestack.ir.targets import write_for
+
+    if out is not None:
+        check_outputs({"--out": out}, {"GRAPH": graph_path(graph)})
+    built = load_graph(graph, preset)
+    program = lower_graph(built, resolve_options(built.metadata, preset=preset, **options))
+    written = write_for(built, program, target)
+    if out is not None:
+        write_nir(written, out)
+    return written
 
 
 def run_program(program, x: np.ndarray, backend: str = "sim", mode: str = "float",
@@ -88,7 +120,7 @@ def save_run(run: Run, out: str | os.PathLike, stats: str | os.PathLike | None =
         write_text(stats, json.dumps(counts, indent=1))
 
 
-def map_graph(path: str | os.PathLike, chip: str, preset: str | None = None, weight_bits: int | None = None, **options) -> dict:
+def map_graph(path: GraphSource, chip: str, preset: str | None = None, weight_bits: int | None = None, **options) -> dict:
     """Place a graph on a chip's cores; a `ChipError` names the layer and limit that do not fit.
     `weight_bits`: the quantised width, 1 to the fixed-point leaf's WEIGHT_BITS (what `quantise_weights`
     accepts); default: the chip's."""
@@ -97,13 +129,13 @@ def map_graph(path: str | os.PathLike, chip: str, preset: str | None = None, wei
     return map_to_cores(program, load_profile(chip), weight_bits).to_dict()
 
 
-def energy(path: str | os.PathLike, x: np.ndarray, chips: list[str], out_dir: str | os.PathLike,
+def energy(path: GraphSource, x: np.ndarray, chips: list[str], out_dir: str | os.PathLike,
            preset: str | None = None, mode: str = "float", dt_seconds: float | None = None,
            input_path: str | os.PathLike | None = None, **options) -> dict:
     """Simulate with counting, then write per-chip energy/latency reports (JSON, Markdown, plots).
     `input_path`: the file `x` was read from, which no report file may overwrite."""
     check_positive(dt_seconds, "dt_seconds")  # energy_report checks it too, but only after the simulation
-    check_outputs({"--out": out_dir}, {"GRAPH": path, "--input": input_path}, {"--out": ENERGY_FILES})
+    check_outputs({"--out": out_dir}, {"GRAPH": graph_path(path), "--input": input_path}, {"--out": ENERGY_FILES})
     for chip in chips:
         load_profile(chip)  # a bad profile fails now, not after the simulation
     program = load_program(path, preset, **options)

@@ -104,13 +104,12 @@ class Executor:
     def _kinds(self, input_kinds: dict[str, str]) -> dict[str, str]:
         """What each op emits: "binary" spikes, spike "counts", or "graded" values (ir.counts)."""
         kinds: dict[str, str] = {}
-        for op in self.ops:  # a back-edge source not seen yet is a spiking neuron or graded
-            src = [kinds.get(s.name) or ("binary" if self.program.op(s.name).kind in SPIKING_TYPES else "graded")
-                   for s in op.sources]
+        for op in self.ops:  # a back-edge source not seen yet: a neuron says what it emits
+            src = [kinds.get(s.name) or self._emits(self.program.op(s.name)) for s in op.sources]
             if op.kind == "Input":
                 kinds[op.name] = input_kinds[op.name]
-            elif op.kind in SPIKING_TYPES:
-                kinds[op.name] = "binary"
+            elif op.is_neuron or op.kind in SPIKING_TYPES:
+                kinds[op.name] = self._emits(op)
             elif op.kind in ("Flatten", "Delay", "Output"):
                 kinds[op.name] = _combine(src)
             elif op.kind == "SumPool2d" and self.ar.pools_count and _combine(src) != "graded":
@@ -118,6 +117,12 @@ class Executor:
             else:
                 kinds[op.name] = "graded"
         return kinds
+
+    @staticmethod
+    def _emits(op: Op) -> str:
+        if op.is_neuron:
+            return op.params.emits
+        return "binary" if op.kind in SPIKING_TYPES else "graded"  # Threshold fires 0/1
 
     def _idle(self, op: Op, batch: int) -> torch.Tensor:
         """What op emits before the first step: its response to no input; zero for state."""

@@ -83,9 +83,9 @@ class NeuronFixed:
         if q.delay_input:
             a_in, self.pending = self.pending, a_in
         self.s, self.u, self.v = fixed.lif_step_fixed(
-            a_in, self.u, self.v, q.du, q.dv, q.bias_mant, q.bias_exp, self.vth, q.reset)
+            a_in, self.u, self.v, q.du, q.dv, q.bias_mant, q.bias_exp, self.vth, q.reset, q.compare, q.spikes_per_step)
         if self.spiking and q.reset == "zero" and q.v_reset is not None:
-            self.v = self.v + self.s * q.v_reset
+            self.v = self.v + np.minimum(self.s, 1) * q.v_reset
         return torch.from_numpy(self.s if self.spiking else self.v)
 
     def record(self) -> dict[str, torch.Tensor]:

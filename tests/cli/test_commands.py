@@ -34,7 +34,7 @@ def test_run_writes_outputs_and_counts(fixtures_dir, cnn_input, tmp_path, capsys
 def test_run_rejects_a_wrong_input_shape(fixtures_dir, tmp_path, capsys):
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((5, 1, 3)))
-    assert main(["run", str(GRAPHS["lif_norse"]), "--preset", "norse", "--input", str(bad), "--out", str(tmp_path / "o.npz")]) == 2
+    assert main(["run", str(GRAPHS["lif_norse"]), "--preset", "norse@1.0", "--input", str(bad), "--out", str(tmp_path / "o.npz")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "expected shape (T, B, 1)" in err
 
@@ -59,7 +59,7 @@ def test_energy_writes_reports(fixtures_dir, cnn_input, tmp_path, capsys):
 
 
 def test_unknown_chip_is_one_line(fixtures_dir, capsys):
-    assert main(["map", str(GRAPHS["lif_norse"]), "--preset", "norse", "--chip", "loihi9"]) == 2
+    assert main(["map", str(GRAPHS["lif_norse"]), "--preset", "norse@1.0", "--chip", "loihi9"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
 
 

@@ -42,7 +42,7 @@ STEPS = 5  # a short input: `run` is there to reach lowering and the simulator, 
 
 # Each base file of the byte mutations, with what `run` needs: its input shape and lowering options.
 BASES = {
-    "lif_norse": ((1,), ["--preset", "norse"]),
+    "lif_norse": ((1,), ["--preset", "norse@1.0"]),
     "cnn_sinabs": ((2, 34, 34), ["--preset", "sinabs"]),
     "braille": ((12,), ["--preset", "snntorch"]),
     "small_mlp": ((4,), ["--dt", "1e-3"]),

@@ -32,11 +32,11 @@ def test_lif_norse_trace_matches_exact_solver_and_norse(fixtures_dir):
     norse = np.loadtxt(FIXTURES / "lif_norse.csv", delimiter=",")
     graph = load_graph(GRAPHS["lif_norse"])
     x = exact[:, :1] * graph.nodes["0"].weight[0, 0]
-    euler = lower_graph(graph, resolve_options(preset="norse", dt=1e-4)).op("1").params
+    euler = lower_graph(graph, resolve_options(preset="norse@1.0", dt=1e-4)).op("1").params
     spikes, v = _trace(euler, x)
     assert np.nonzero(spikes[:, 0])[0].tolist() == [460, 510, 710, 760]
     assert np.abs(v[:, 0] - norse[:, 1]).max() < 1e-5  # Norse integrates with forward Euler too
-    exp = lower_graph(graph, resolve_options(preset="norse", dt=1e-4, integration="exact")).op("1").params
+    exp = lower_graph(graph, resolve_options(preset="norse@1.0", dt=1e-4, integration="exact")).op("1").params
     spikes, v = _trace(exp, x)
     assert np.nonzero(spikes[:, 0])[0].tolist() == np.nonzero(exact[:, 2])[0].tolist()
     assert np.abs(v[:460, 0] - exact[:460, 1]).max() < 1e-6
@@ -53,11 +53,35 @@ def test_lif_norse_trace_matches_exact_solver_and_norse(fixtures_dir):
 def test_if_constant_input_subtractive_reset_closed_form():
     """IF, constant input c <= theta, subtractive reset, strict v > theta: ceil(t c / theta) - 1 spikes by step t."""
     node = nir.IF(r=np.ones(3), v_threshold=np.full(3, 1.0), v_reset=np.zeros(3))
-    coeffs = lower_graph(_one_neuron_graph(node, 3), resolve_options(preset="sinabs")).op("n").params
+    options = resolve_options(dt=1.0, reset="subtract", threshold=">")
+    coeffs = lower_graph(_one_neuron_graph(node, 3), options).op("n").params
     c = np.array([0.25, 0.375, 0.625])  # exact binary fractions: no rounding in the running sum
     spikes, _ = _trace(coeffs, np.tile(c, (50, 1)))
     t = np.arange(1, 51)[:, None]
     np.testing.assert_array_equal(spikes.cumsum(axis=0), np.ceil(t * c / 1.0) - 1)
+
+
+@pytest.mark.parametrize("spikes_per_step", ["one", "many"])
+def test_if_constant_input_at_or_above_threshold_closed_form(spikes_per_step):
+    """The same IF firing at v >= theta (Sinabs, Rockpool): floor(t c / theta) spikes by step t, whether
+    one or many per step (c <= theta never reaches two thresholds at once)."""
+    node = nir.IF(r=np.ones(3), v_threshold=np.full(3, 1.0), v_reset=np.zeros(3))
+    options = resolve_options(dt=1.0, reset="subtract", threshold=">=", spikes_per_step=spikes_per_step)
+    coeffs = lower_graph(_one_neuron_graph(node, 3), options).op("n").params
+    c = np.array([0.25, 0.375, 0.625])
+    spikes, _ = _trace(coeffs, np.tile(c, (50, 1)))
+    t = np.arange(1, 51)[:, None]
+    np.testing.assert_array_equal(spikes.cumsum(axis=0), np.floor(t * c / 1.0))
+
+
+def test_many_spikes_per_step_count_whole_thresholds():
+    """v = 3.5 thresholds after one step: 3 spikes at once, 0.5 theta left (subtract); none below zero."""
+    node = nir.IF(r=np.ones(3), v_threshold=np.full(3, 2.0), v_reset=np.zeros(3))
+    options = resolve_options(dt=1.0, reset="subtract", spikes_per_step="many")
+    coeffs = lower_graph(_one_neuron_graph(node, 3), options).op("n").params
+    spikes, v = _trace(coeffs, np.array([[7.0, 2.0, -5.0]]))
+    np.testing.assert_array_equal(spikes[0], [3, 1, 0])
+    np.testing.assert_array_equal(v[0], [1.0, 0.0, -5.0])
 
 
 def test_initial_potential_is_a_multiple_of_threshold():

@@ -14,7 +14,8 @@ from sim_fixtures import one_torch_thread  # noqa: F401  (fixture)
 @pytest.fixture(scope="module")
 def cnn_run(fixtures_dir):
     graph = load_graph(fixtures_dir / "cnn_sinabs.nir")
-    program = lower_graph(graph, resolve_options(graph.metadata, preset="sinabs"))
+    # one spike per step, so layer '10' is binary and '11' counts ACs (test_multi_spike_counts: counts)
+    program = lower_graph(graph, resolve_options(graph.metadata, preset="sinabs", threshold=">", spikes_per_step="one"))
     x = (np.random.default_rng(1).random((20, 3, 2, 34, 34)) < 0.2).astype(np.float32)
     x[3, 1, 0, 5, 5] = 3  # a pixel with three events in one step
     return x, simulate(program, x, record=["7", "9", "10", "12"]), graph.nodes
@@ -42,6 +43,23 @@ def test_dense_layers_recount(cnn_run):
     active = (rec["9"]["out"] != 0) | (rec["10"]["s"] != 0)
     np.testing.assert_array_equal(c["10"]["active_neuron_updates"], active.sum(-1))
     np.testing.assert_array_equal(c["input"]["spikes_out"], x.reshape(20, 3, -1).sum(-1))  # 3 events cost 3
+
+
+def test_multi_spike_counts_cost_k_events():
+    """Several spikes in one step (Sinabs' MultiSpike) are k events downstream, as Sinabs counts synops."""
+    w1, w2 = np.array([[3.0], [1.5], [0.5]], np.float32), np.array([[1.0, 0.0, 2.0]], np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([1])}), "fc1": nir.Linear(weight=w1),
+             "if1": nir.IF(r=np.ones(3), v_threshold=np.ones(3), v_reset=np.zeros(3)), "fc2": nir.Linear(weight=w2),
+             "if2": nir.IF(r=np.ones(1), v_threshold=np.ones(1), v_reset=np.zeros(1)),
+             "output": nir.Output(output_type={"output": np.array([1])})}
+    order = list(nodes)
+    graph = build_graph(nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:])), type_check=False))
+    run = simulate(lower_graph(graph, resolve_options(preset="sinabs")), np.ones((2, 1, 1), np.float32), record=["if1"])
+    np.testing.assert_array_equal(run.recordings["if1"]["s"][:, 0], [[3, 1, 0], [3, 2, 1]])
+    counts = run.counts.per_node
+    np.testing.assert_array_equal(counts["if1"]["spikes_out"][:, 0], [4, 6])
+    np.testing.assert_array_equal(counts["fc2"]["synaptic_events"][:, 0], [4, 6])  # fan-out 1, k spikes cost k
+    np.testing.assert_array_equal(counts["fc2"]["effective_macs"][:, 0], [1, 2])  # counts are not binary: MACs
 
 
 def _tiny_conv_program():

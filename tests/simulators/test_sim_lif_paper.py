@@ -25,7 +25,7 @@ def traces(fixtures_dir):
 
 
 def _run(lower, traces, integration: str):
-    program = lower("lif_norse.nir", preset="norse", dt=1e-4, integration=integration)
+    program = lower("lif_norse.nir", preset="norse@1.0", dt=1e-4, integration=integration)
     x = traces[0][:, 0].reshape(-1, 1, 1)  # (T, B=1, 1)
     run = simulate(program, x, record=["1"], dtype=np.float64)
     return run.output[:, 0, 0], run.recordings["1"]["v"][:, 0, 0]
@@ -77,7 +77,7 @@ def test_loihi_mode_tracks_lavas_float_run(lower, fixtures_dir, traces):
     """Lava's float LIF (lif_lava_cpu_float.csv) spikes one step after Norse, because its Dense
     delivers one step late; loihi mode does the same, with v within the 24-bit quantisation."""
     lava = np.loadtxt(fixtures_dir / "lif_lava_cpu_float.csv", delimiter=",")
-    program = lower("lif_norse.nir", preset="norse", dt=1e-4)
+    program = lower("lif_norse.nir", preset="norse@1.0", dt=1e-4)
     q, _ = quantise_program(program)
     run = simulate(q, traces[0][:, 0].reshape(-1, 1, 1).astype(np.int64), mode="loihi", record=["1"])
     assert np.flatnonzero(run.output[:, 0, 0]).tolist() == [s + 1 for s in SPIKES] == np.flatnonzero(lava[:, 2]).tolist()

@@ -43,7 +43,8 @@ def test_cnn_reset_zero_equals_norse(fixtures_dir, lower, cnn_input):
                     per_layer[name].append(state.cache[name].numpy().copy())
             for name in IF_LAYERS:
                 reference[name].append(np.stack(per_layer[name]))
-    program = lower("cnn_sinabs.nir", preset="sinabs", reset="zero")
+    # Norse's IAFCell: one spike per step at v > theta, reset to 0 (Sinabs' own semantics: tests/peers)
+    program = lower("cnn_sinabs.nir", preset="sinabs", reset="zero", threshold=">", spikes_per_step="one")
     run = simulate(program, cnn_input, record=IF_LAYERS)
     total = 0
     for name in IF_LAYERS:
@@ -93,7 +94,8 @@ def _torch_subtractive_reference(graph: nir.NIRGraph, x: np.ndarray) -> dict[str
 
 def test_cnn_subtractive_equals_plain_torch(fixtures_dir, lower, cnn_input):
     reference = _torch_subtractive_reference(nir.read(fixtures_dir / "cnn_sinabs.nir"), cnn_input)
-    run = simulate(lower("cnn_sinabs.nir", preset="sinabs"), cnn_input, record=IF_LAYERS)
+    strict = lower("cnn_sinabs.nir", preset="sinabs", threshold=">", spikes_per_step="one")  # as the loop above
+    run = simulate(strict, cnn_input, record=IF_LAYERS)
     for name in IF_LAYERS:
         np.testing.assert_array_equal(run.recordings[name]["s"], reference[name], err_msg=f"layer {name}")
     assert sum(s.sum() for s in reference.values()) > 1000

@@ -27,16 +27,20 @@ def _combine(kinds: list[str]) -> str:
     return "binary" if kinds == ["binary"] else "counts"
 
 
+def emitted(op) -> str:
+    """What a back-edge source not seen yet emits: a neuron says so; anything else is graded."""
+    return op.params.emits if op.is_neuron else "graded"
+
+
 def output_kinds(program: Program, input_kind: str, pools_count: bool) -> dict[str, str]:
     """What each op emits: "binary", "counts" or "graded" (the simulator's `Executor._kinds`)."""
     kinds: dict[str, str] = {}
     for op in program.ops:
-        sources = [kinds.get(s.name) or ("graded" if not program.op(s.name).is_neuron or not program.op(s.name).params.spiking
-                                         else "binary") for s in op.sources]
+        sources = [kinds.get(s.name) or emitted(program.op(s.name)) for s in op.sources]
         if op.kind == "Input":
             kinds[op.name] = input_kind
-        elif op.is_neuron and op.params.spiking:
-            kinds[op.name] = "binary"
+        elif op.is_neuron:
+            kinds[op.name] = op.params.emits
         elif op.kind in PASS_THROUGH:
             kinds[op.name] = _combine(sources)
         elif op.kind == "SumPool2d" and pools_count and _combine(sources) != "graded":

@@ -62,7 +62,7 @@ class _Lowering:
             return not self.binary_input
         if op.kind in ("Flatten", "Delay"):
             return self.graded(op.sources[0].name)
-        return not (op.is_neuron and op.params.spiking)
+        return not (op.is_neuron and op.params.emits == "binary")
 
     def forward_views(self, op: Op) -> tuple[list[View], int]:
         """The views of op's forward sources as they will be wired (in float mode delayed to arrive

@@ -47,6 +47,13 @@ def gain_of(c: NeuronCoefficients) -> np.ndarray:
     return c.gain_i * c.gain_v if c.has_current else c.gain_v
 
 
+def firing_obstacle(compare: str, spikes_per_step: str) -> str | None:
+    """Lava's LIF sends one spike where v > threshold: anything else needs our ProgramNeuron."""
+    if spikes_per_step != "one":
+        return "several spikes per step (a graded spike)"
+    return "fires at v >= threshold" if compare != ">" else None
+
+
 def stock_lif_obstacle(op: Op, program: Program, consumers: dict[str, list[str]]) -> str | None:
     """Why `op` cannot run as Lava's stock LIF in float mode, or None when it can."""
     c: NeuronCoefficients = op.params
@@ -56,6 +63,8 @@ def stock_lif_obstacle(op: Op, program: Program, consumers: dict[str, list[str]]
         return f"{c.reset_timing} reset to {'v - threshold' if c.reset == 'subtract' else 'v_reset'}"
     if c.has_current and c.cuba_order != "current_first":
         return "voltage integrates last step's current"
+    if firing_obstacle(c.threshold, c.spikes_per_step):
+        return firing_obstacle(c.threshold, c.spikes_per_step)
     if not all(_uniform(a) for a in (c.alpha_v, c.alpha_i, c.v_threshold)) or np.any(c.v_threshold < 0):
         return "per-neuron time constants or thresholds"
     # Float mode starts a neuron k synapse layers deep k steps late (run.py): Lava's LIF would leak
@@ -119,6 +128,8 @@ def stock_lif_fixed_obstacle(op: Op, q: NeuronInts, qprog: QuantisedProgram) -> 
         return f"reset to {'v - threshold' if q.reset == 'subtract' else 'v_reset'}"
     if q.delay_input:
         return "voltage integrates last step's current"
+    if firing_obstacle(q.compare, q.spikes_per_step):
+        return firing_obstacle(q.compare, q.spikes_per_step)
     if not all(_uniform(np.asarray(a)) for a in (q.du, q.dv, q.vth)):
         return "per-neuron time constants or thresholds"
     for src in op.sources:
@@ -145,7 +156,8 @@ def custom_fixed_params(op: Op, q: NeuronInts, lava_shape: Shape, order: np.ndar
     ints.update(
         vth=_lava_ints(q.vth, op, lava_shape, order) if q.vth is not None else np.full(lava_shape, NEVER, dtype=np.int64),
         v_reset=None if q.v_reset is None else _lava_ints(q.v_reset, op, lava_shape, order),
-        reset=q.reset, delay_input=q.delay_input, spiking=q.vth is not None,
+        reset=q.reset, compare=q.compare, spikes_per_step=q.spikes_per_step, delay_input=q.delay_input,
+        spiking=q.vth is not None,
     )
     v_init = _lava_ints(q.v_init, op, lava_shape, order)
     return dict(shape=tuple(lava_shape), coeffs=ints, start=0, biases=(), v_init=v_init)

@@ -195,8 +195,8 @@ class PyProgramNeuronModelFixed(_ProgramNeuronModel):
         if q["delay_input"]:
             x, self.pending[:] = self.pending.copy(), x
         s, u, v = fixed.lif_step_fixed(x, self.i, self.v, q["du"], q["dv"], q["bias_mant"], q["bias_exp"],
-                                       q["vth"], q["reset"])
+                                       q["vth"], q["reset"], q["compare"], q["spikes_per_step"])
         if q["v_reset"] is not None:
-            v = v + s * q["v_reset"]
+            v = v + np.minimum(s, 1) * q["v_reset"]
         self.i[:], self.v[:], self.s[:] = u, v, s
         return s if q["spiking"] else v

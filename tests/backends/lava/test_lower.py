@@ -69,7 +69,7 @@ def test_flatten_of_an_image_permutes_the_dense_columns():
 
 
 def test_stock_lif_where_lava_computes_the_same_custom_elsewhere(fixtures_dir):
-    lif_plan = lower_program(lower_file(fixtures_dir / "lif_norse.nir", "norse", dt=1e-4), "float", 10)
+    lif_plan = lower_program(lower_file(fixtures_dir / "lif_norse.nir", "norse@1.0", dt=1e-4), "float", 10)
     neuron = lif_plan.nodes["1"]
     assert neuron.kind == "lif"
     assert (neuron.params["du"], neuron.params["vth"]) == (1.0, pytest.approx(0.1))

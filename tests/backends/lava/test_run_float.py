@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.lava, requires_lava]
 
 @pytest.fixture(scope="module")
 def lif_paper(fixtures_dir):
-    program = lower_file(fixtures_dir / "lif_norse.nir", "norse", dt=1e-4)
+    program = lower_file(fixtures_dir / "lif_norse.nir", "norse@1.0", dt=1e-4)
     exact = np.loadtxt(fixtures_dir / "lif_exact.csv", delimiter=",")
     return run_lava(program, exact[:, :1, None], "float", record=("1",), progress=False)
 
