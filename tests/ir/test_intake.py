@@ -67,34 +67,29 @@ def test_batch_dimension_is_kept_without_such_a_preset():
         load_graph(graph)
 
 
-def test_preset_note_says_what_the_file_cannot_tell(tmp_path, capsys):
-    path = tmp_path / "g.nir"
+def _run_small_mlp(tmp_path, capsys, preset: str) -> tuple[int, list[str]]:
+    """`spikestack run` of small_mlp (tau 10 ms, r = 1) under `preset`: (exit code, stderr lines)."""
+    path, x = tmp_path / "g.nir", tmp_path / "x.npy"
     nir.write(path, small_mlp())
-    x = tmp_path / "x.npy"
     np.save(x, np.ones((5, 1, 4), np.float32))
-    assert main(["run", str(path), "--preset", "sinabs", "--input", str(x), "--out", str(tmp_path / "o.npz")]) == 0
-    err = capsys.readouterr().err.strip().splitlines()
+    code = main(["run", str(path), "--preset", preset, "--input", str(x), "--out", str(tmp_path / "o.npz")])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_preset_note_says_what_the_file_cannot_tell(tmp_path, capsys):
+    code, err = _run_small_mlp(tmp_path, capsys, "sinabs")
+    assert code == 0
     assert len(err) == 1 and err[0].startswith("spikestack run: note: Sinabs' exporter writes neither the spike function")
 
 
 def test_rockpool_file_written_at_another_dt_is_refused(tmp_path, capsys):
     """Rockpool writes r = tau e^(-dt/tau) / dt: an r of 1 with tau = 10 ms contradicts dt = 1 ms."""
-    path = tmp_path / "g.nir"
-    nir.write(path, small_mlp())
-    x = tmp_path / "x.npy"
-    np.save(x, np.ones((5, 1, 4), np.float32))
-    assert main(["run", str(path), "--preset", "rockpool", "--input", str(x), "--out", str(tmp_path / "o.npz")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "node 'lif1' field 'r'" in err[0] and "not a Rockpool file" in err[0]
+    code, err = _run_small_mlp(tmp_path, capsys, "rockpool")
+    assert code == 2 and len(err) == 1 and "node 'lif1' field 'r'" in err[0] and "not a Rockpool file" in err[0]
     assert not (tmp_path / "o.npz").exists()
 
 
 def test_norse_tau_beyond_a_second_points_at_the_older_preset(tmp_path, capsys):
     """Norse 1.1 writes dt * tau: a field of 0.01 would be a 10 s neuron, so it is a Norse 1.0 file."""
-    path = tmp_path / "g.nir"
-    nir.write(path, small_mlp())
-    x = tmp_path / "x.npy"
-    np.save(x, np.ones((5, 1, 4), np.float32))
-    assert main(["run", str(path), "--preset", "norse", "--input", str(x), "--out", str(tmp_path / "o.npz")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "node 'lif1' field 'tau'" in err[0] and "--preset norse@1.0" in err[0]
+    code, err = _run_small_mlp(tmp_path, capsys, "norse")
+    assert code == 2 and len(err) == 1 and "node 'lif1' field 'tau'" in err[0] and "--preset norse@1.0" in err[0]

@@ -93,3 +93,23 @@ def compare(run, expected: dict[str, np.ndarray], rtol: float = 1e-5) -> None:
             scale = max(float(np.abs(want).max()), 1e-12)
             err = float(np.abs(got - want).max()) / scale
             assert err <= rtol, f"{node}: readout differs by {err:.3g} of its scale (> {rtol})"
+
+
+def cli_run(directory: Path, kind: str, preset: str, tmp_path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """`spikestack run K.nir --preset P --record <every layer>` as a user types it: exit 0, and every
+    saved spike array equal to the peer's. Returns (the saved arrays, the peer's references)."""
+    from spikestack.cli import main
+
+    nir_file, x, expected = load_reference(directory, kind)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "o.npz"
+    nodes = [key.split(":", 1)[1] for key in expected]
+    code = main(["run", str(nir_file), "--preset", preset, "--input", str(tmp_path / "x.npy"), "--out", str(out),
+                 "--record", *nodes])
+    assert code == 0
+    saved = dict(np.load(out))
+    for key, want in expected.items():
+        if key.startswith("spikes:"):
+            got = saved[f"{key.split(':', 1)[1]}.s"].reshape(want.shape)
+            assert np.array_equal(got, want), f"{key}: {int((got != want).sum())} spike values differ"
+    return saved, expected

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import compare, load_reference, ours
+from conftest import cli_run, compare, load_reference, ours
 
 KINDS = ("mlp", "conv", "li", "cubalif", "leak", "if_exact", "li_scalar")
 
@@ -31,21 +31,8 @@ def test_norse_file_runs_as_norse_runs_it(peer_reference, kind):
     compare(run, expected)
 
 
-def test_norse_file_through_the_cli(peer_reference, tmp_path, capsys):
-    from spikestack.cli import main
-
-    nir_file, x, expected = load_reference(peer_reference("norse"), "mlp")
-    np.save(tmp_path / "x.npy", x)
-    out = tmp_path / "o.npz"
-    nodes = [key.split(":", 1)[1] for key in expected]
-    code = main(["run", str(nir_file), "--preset", "norse", "--input", str(tmp_path / "x.npy"),
-                 "--out", str(out), "--record", *nodes])
-    assert code == 0, capsys.readouterr().err.strip()[-500:]
-    saved = np.load(out)
-    for key, want in expected.items():
-        got = saved[f"{key.split(':', 1)[1]}.s"].reshape(want.shape)
-        bad = np.argwhere(got != want)
-        assert bad.size == 0, f"{key}: {len(bad)} spike values differ; first at (t, b, ...) {tuple(bad[0])}"
-    outputs = [k for k in saved.files if "." not in k]  # the graph's Output: the last layer's spikes
-    assert outputs, f"no output array in {saved.files}"
+def test_norse_file_through_the_cli(peer_reference, tmp_path):
+    saved, expected = cli_run(peer_reference("norse"), "mlp", "norse", tmp_path)
+    outputs = [k for k in saved if "." not in k]  # the graph's Output: the last layer's spikes
+    assert outputs, f"no output array in {list(saved)}"
     np.testing.assert_array_equal(saved[outputs[0]].reshape(expected["spikes:3"].shape), expected["spikes:3"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import compare, load_reference, ours
+from conftest import cli_run, compare, load_reference, ours
 
 PEER = "rockpool"
 KINDS = ("cuba_mlp", "lif_mlp", "li_readout", "li_scalar", "cuba_bias_rec")
@@ -43,18 +43,7 @@ def test_reference_has_multi_spike_steps(peer_reference):
 
 def test_cli_run_with_the_preset(peer_reference, tmp_path):
     """`spikestack run FILE --preset rockpool` exits 0 and saves Rockpool's spikes (output and hidden)."""
-    from spikestack.cli import main
-
-    nir_file, x, expected = load_reference(peer_reference(PEER), "cuba_mlp")
-    np.save(tmp_path / "x.npy", x)
-    out = tmp_path / "o.npz"
-    code = main(["run", str(nir_file), "--preset", PEER, "--input", str(tmp_path / "x.npy"), "--out", str(out),
-                 "--record", *_nodes(expected)])
-    assert code == 0
-    saved = np.load(out)
-    for key, want in expected.items():
-        node = key.split(":", 1)[1]
-        np.testing.assert_array_equal(saved[f"{node}.s"].reshape(want.shape), want, err_msg=node)
+    saved, expected = cli_run(peer_reference(PEER), "cuba_mlp", PEER, tmp_path)
     last = expected["spikes:3_LIFTorch"]
     np.testing.assert_array_equal(saved["output"].reshape(last.shape), last, err_msg="output")
 

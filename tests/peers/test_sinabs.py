@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import compare, load_reference, ours
+from conftest import cli_run, compare, load_reference, ours
 
 PRESET_KINDS = ["iaf_mlp", "lif_mlp", "lif_readout", "lif_bt", "conv"]
 
@@ -53,19 +53,6 @@ def test_sinabs_single_spike_is_lost_in_the_file(peer_reference):
 
 
 def test_sinabs_file_through_the_cli(peer_reference, tmp_path):
-    from spikestack.cli import main
-
-    nir_file, x, expected = load_reference(peer_reference("sinabs"), "conv")
-    np.save(tmp_path / "x.npy", x)
-    out = tmp_path / "o.npz"
-    record = _record(expected)
-    code = main(["run", str(nir_file), "--preset", "sinabs", "--input", str(tmp_path / "x.npy"),
-                 "--record", *record, "--out", str(out)])
-    assert code == 0
-    saved = np.load(out)
-    for key, want in expected.items():
-        node = key.split(":", 1)[1]
-        got = saved[f"{node}.s"].reshape(want.shape)
-        assert np.array_equal(got, want), f"{node}: {int((got != want).sum())} spike values differ"
-    last = record[-1]  # the Output node carries the last IAF's spikes
+    saved, expected = cli_run(peer_reference("sinabs"), "conv", "sinabs", tmp_path)
+    last = _record(expected)[-1]  # the Output node carries the last IAF's spikes
     np.testing.assert_array_equal(saved["output"].reshape(expected[f"spikes:{last}"].shape), expected[f"spikes:{last}"])

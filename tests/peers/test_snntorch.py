@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import compare, load_reference, ours
+from conftest import cli_run, compare, load_reference, ours
 
 PEER = "snntorch"
 KINDS = ("leaky_mlp", "leaky_zero", "synaptic_mlp", "synaptic_zero", "rleaky", "rleaky_zero", "rsynaptic", "conv",
@@ -75,18 +75,7 @@ def test_reference_has_the_exporters_defects(peer_reference):
 
 def test_cli_run_with_the_preset(peer_reference, tmp_path):
     """`spikestack run FILE --preset snntorch` exits 0 and saves snnTorch's spikes (output and hidden)."""
-    from spikestack.cli import main
-
-    nir_file, x, expected = load_reference(peer_reference(PEER), "rleaky")
-    np.save(tmp_path / "x.npy", x)
-    out = tmp_path / "o.npz"
-    code = main(["run", str(nir_file), "--preset", PEER, "--input", str(tmp_path / "x.npy"), "--out", str(out),
-                 "--record", *_nodes(expected)])
-    assert code == 0
-    saved = np.load(out)
-    for key, want in expected.items():
-        node = key.split(":", 1)[1]
-        np.testing.assert_array_equal(saved[f"{node}.s"].reshape(want.shape), want, err_msg=node)
+    saved, expected = cli_run(peer_reference(PEER), "rleaky", PEER, tmp_path)
     np.testing.assert_array_equal(saved["output"].reshape(expected["spikes:lif2"].shape), expected["spikes:lif2"])
 
 
