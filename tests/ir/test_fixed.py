@@ -223,8 +223,21 @@ def test_weight_utils_and_conv_wrap_match_lava(lava_models, w, mode, bits, x):
 # --- Hand-computed values ---------------------------------------------------------------
 
 
-def step(a_in=0, u=0, v=0, du=0, dv=0, bias_mant=0, bias_exp=0, vth=fx.VTH_MAX, reset="zero"):
-    return tuple(int(x) for x in fx.lif_step_fixed(a_in, u, v, du, dv, bias_mant, bias_exp, vth, reset))
+def step(a_in=0, u=0, v=0, du=0, dv=0, bias_mant=0, bias_exp=0, vth=fx.VTH_MAX, reset="zero", compare=">",
+         spikes_per_step="one"):
+    return tuple(int(x) for x in fx.lif_step_fixed(a_in, u, v, du, dv, bias_mant, bias_exp, vth, reset, compare,
+                                                   spikes_per_step))
+
+
+def test_at_or_above_threshold_and_graded_spike_counts():
+    """Sinabs/Rockpool firing in integers: v = 128 = vth << 6 fires only under ">="; v = 3.5 thresholds
+    sends one graded spike of 3 and keeps the half threshold (subtract), or resets to 0 (zero)."""
+    assert step(a_in=2, du=4095, vth=2) == (0, 128, 128)  # strict: v == threshold does not fire
+    assert step(a_in=2, du=4095, vth=2, compare=">=", reset="subtract") == (1, 128, 0)
+    assert step(a_in=7, du=4095, vth=2, reset="subtract", spikes_per_step="many") == (3, 448, 64)
+    assert step(a_in=7, du=4095, vth=2, reset="zero", spikes_per_step="many") == (3, 448, 0)
+    assert step(a_in=1, du=4095, vth=2, spikes_per_step="many") == (0, 64, 64)
+    assert step(a_in=-7, du=4095, vth=2, spikes_per_step="many") == (0, -448, -448)  # no spikes below zero
 
 
 def test_decay_truncates_towards_zero_with_extra_lsb_on_u():

@@ -5,7 +5,8 @@ networks with random integer weights, each exercising a different part of the lo
 - dense: stock LIFs with a leak, a bias (bias_mant / bias_exp) and an initial potential;
 - conv: Conv2d -> CubaLIF -> SumPool2d -> Flatten -> Affine -> IF with subtractive reset (our
   ProgramNeuron's bit-accurate model), so the Affine's columns follow Lava's (X, Y, C) order;
-- recurrent: a CubaLIF with a biased Dense loop onto itself (the synapse bias and the loop's delay).
+- recurrent: a CubaLIF with a biased Dense loop onto itself (the synapse bias and the loop's delay);
+- multi: Sinabs' IF (several spikes per step as one graded spike, firing at v >= theta).
 """
 
 from __future__ import annotations
@@ -67,7 +68,19 @@ def _recurrent(rng):
     return lower_nodes(nodes, edges, dt=1e-3), (10,), ("cuba",)
 
 
-@pytest.mark.parametrize("make", [_dense, _conv, _recurrent], ids=["dense", "conv", "recurrent"])
+def _multi(rng):
+    """Sinabs' neurons: several spikes per step (one graded spike of floor(v / theta)) at v >= theta."""
+    inp, _ = io([12])
+    nodes = {"input": inp, "fc1": nir.Affine(weight=_ints(rng, -20, 60, (16, 12)), bias=np.zeros(16)),
+             "if1": nir.IF(r=np.ones(16), v_threshold=np.full(16, 20.0), v_reset=np.zeros(16)),
+             "fc2": nir.Affine(weight=_ints(rng, -10, 30, (6, 16)), bias=np.zeros(6)),
+             "if2": nir.IF(r=np.ones(6), v_threshold=np.full(6, 25.0), v_reset=np.zeros(6)),
+             "output": nir.Output(output_type={"output": np.array([6])})}
+    program = lower_nodes(nodes, chain(list(nodes)), preset="sinabs")
+    return program, (12,), ("if1", "if2")
+
+
+@pytest.mark.parametrize("make", [_dense, _conv, _recurrent, _multi], ids=["dense", "conv", "recurrent", "multi"])
 def test_fixed_point_is_bit_identical_to_the_simulators_loihi_mode(make):
     rng = np.random.default_rng(7)
     program, shape, neurons = make(rng)
@@ -75,6 +88,8 @@ def test_fixed_point_is_bit_identical_to_the_simulators_loihi_mode(make):
     lava = run_lava(program, x, "fixed", record=neurons, progress=False)
     sim = simulate(program, x, "loihi", record=neurons)
     assert lava.output.sum() > 5  # the output layer spikes: the comparison is not vacuous
+    if make is _multi:  # graded spikes really carry counts > 1 through Lava's connections
+        assert sim.recordings["if1"]["s"].max() > 1 and lava.recordings["if1"]["s"].max() > 1
     np.testing.assert_array_equal(lava.output, sim.output)
     for name in neurons:
         assert set(lava.recordings[name]) == set(sim.recordings[name])
