@@ -1,6 +1,6 @@
 """Norse 1.1.0's side of the peers tier (issue 16): its own exporter, importer and runtime.
 
-Runs in `.venv-peers` and never imports spikestack (see conftest.py for the contract):
+Runs in `.venv-peers` and never imports spikestack (see peer_oracle.py for the contract):
 
     side_norse.py reference OUTDIR          # K.nir (norse.torch.to_nir + nir.write) and K.npz per kind
     side_norse.py run FILE.nir IN.npy OUT.npz [FILE IN OUT ...]   # norse.torch.from_nir(nir.read(FILE)),

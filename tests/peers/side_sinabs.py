@@ -1,7 +1,7 @@
 """Sinabs 3.1.3's side of the peers tier (issue 16): its own exporter, importer and runtime.
 
 Runs in `.venv-sinabs` (nir 1.0.4, which Sinabs pins) and never imports spikestack nor `samna`
-(see conftest.py for the contract):
+(see peer_oracle.py for the contract):
 
     side_sinabs.py reference OUTDIR              # K.nir (sinabs.to_nir + nir.write) and K.npz per kind
     side_sinabs.py run FILE.nir IN.npy OUT.npz [FILE IN OUT ...]

@@ -1,6 +1,6 @@
 """snnTorch 1.0.0's side of the peers tier (issue 16): its own exporter, importer and runtime.
 
-Runs in `.venv-peers` (see environments.py) and never imports spikestack. Contract (conftest.py):
+Runs in `.venv-peers` (see environments.py) and never imports spikestack. Contract (peer_oracle.py):
 
     side_snntorch.py reference OUTDIR      K.nir (snnTorch's exporter) + K.npz (input, snnTorch's spikes);
                                            also importer.nir/.npz: a file in the form snnTorch's importer

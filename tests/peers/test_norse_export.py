@@ -21,7 +21,8 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import load_reference, ours, side
+from peer_oracle import load_reference, ours, side
+from peer_oracle import peer_reference  # noqa: F401  (fixture)
 from spikestack.cli import main
 from spikestack.frontend.data import Dataset, load_digits
 from spikestack.frontend.export import export_nir, model_options

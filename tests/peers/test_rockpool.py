@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import cli_run, compare, load_reference, ours
+from peer_oracle import cli_run, compare, load_reference, ours
+from peer_oracle import peer_reference  # noqa: F401  (fixture)
 
 PEER = "rockpool"
 KINDS = ("cuba_mlp", "lif_mlp", "li_readout", "li_scalar", "cuba_bias_rec")

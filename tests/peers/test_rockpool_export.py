@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_reference, ours, side
+from peer_oracle import load_reference, ours, side
+from peer_oracle import peer_reference  # noqa: F401  (fixture)
 
 PEER = "rockpool"
 T, B = 120, 4

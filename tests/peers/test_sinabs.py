@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import cli_run, compare, load_reference, ours
+from peer_oracle import cli_run, compare, load_reference, ours
+from peer_oracle import peer_reference  # noqa: F401  (fixture)
 
 PRESET_KINDS = ["iaf_mlp", "lif_mlp", "lif_readout", "lif_bt", "conv"]
 

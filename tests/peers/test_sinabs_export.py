@@ -28,7 +28,8 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import compare, load_reference, ours, side
+from peer_oracle import compare, load_reference, ours, side
+from peer_oracle import peer_reference  # noqa: F401  (fixture)
 
 T, B, P = 120, 4, 0.3  # steps, samples, spike probability per unit of pixel intensity
 OPTIONS = dict(threshold=">=", spikes_per_step="many", reset="subtract", reset_timing="immediate",

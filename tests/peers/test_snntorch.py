@@ -19,7 +19,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import cli_run, compare, load_reference, ours
+from peer_oracle import cli_run, compare, load_reference, ours
+from peer_oracle import peer_reference  # noqa: F401  (fixture)
 
 PEER = "snntorch"
 KINDS = ("leaky_mlp", "leaky_zero", "synaptic_mlp", "synaptic_zero", "rleaky", "rleaky_zero", "rsynaptic", "conv",

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import side, ours
+from peer_oracle import ours, side
 from spikestack.cli import main
 from spikestack.frontend.data import load_digits
 from spikestack.frontend.export import export_nir, model_options

@@ -1,5 +1,9 @@
 """The peers tier (issue 16): each peer library's own exporter and runtime judge our presets.
 
+A helper module, not a conftest.py: a second `conftest` module would shadow tests/conftest.py for
+the tests that `from conftest import ...` (as tests/backends/lava/lava_nets.py explains). Test files
+import the `peer_reference` fixture from here; the references it makes are shared by all of them.
+
 A peer-side script `side_<peer>.py` runs in that peer's environment (`environments.py`) and never
 imports spikestack. Its contract:
 
@@ -24,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import environments  # tests/peers is on sys.path (rootdir-relative conftest, no packages)
+import environments  # tests/peers is on sys.path (pytest prepends the test directory; no packages)
 
 HERE = Path(__file__).resolve().parent
 ENVIRONMENT_OF = {"snntorch": "peers", "norse": "peers", "rockpool": "peers", "sinabs": "sinabs"}
@@ -56,9 +60,14 @@ class References:
         return self.made[peer]
 
 
+_SHARED: list[References] = []  # one per session, whichever test module imports the fixture first
+
+
 @pytest.fixture(scope="session")
 def peer_reference(tmp_path_factory) -> References:
-    return References(tmp_path_factory.mktemp("peers"))
+    if not _SHARED:
+        _SHARED.append(References(tmp_path_factory.mktemp("peers")))
+    return _SHARED[0]
 
 
 def load_reference(directory: Path, kind: str) -> tuple[Path, np.ndarray, dict[str, np.ndarray]]:
