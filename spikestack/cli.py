@@ -93,7 +93,7 @@ def _export(args: argparse.Namespace) -> int:
     from spikestack.pipeline import export_for
 
     export_for(args.graph, args.target, args.out, **lowering_options(args))
-    print(f"wrote {args.out}: {args.graph} in {args.target}'s conventions")
+    print(f"wrote {args.out}: {args.graph} in the conventions of {args.target}'s importer")
     return 0
 
 

@@ -57,11 +57,9 @@ def _trained_mlp(directory) -> tuple[str, np.ndarray, list[str]]:
     data = load_digits()
     model = SpikingSequential(
         nn.Linear(64, 32),
-        LIFNeurons(32, tau=np.linspace(4.0, 16.0, 32), v_threshold=0.3, integration="exact", **OPTIONS),
+        LIFNeurons(32, tau=np.linspace(4.0, 16.0, 32), v_threshold=0.4, integration="exact", **OPTIONS),
         nn.Linear(32, 10), IFNeurons(10, v_threshold=1.0, integration="exact", **OPTIONS))
-    # The hidden layer keeps its seeded weights: spikes_per_step='many' fires by floor division, which
-    # torch cannot differentiate, so the gradient must not reach it. fit trains the readout weights.
-    model[0].requires_grad_(False)
+    # spikes_per_step='many' trains through the surrogate of each step's first spike (ir.dynamics.fire)
     with torch.no_grad():
         model[0].weight.normal_(0.05, 0.3)
 
