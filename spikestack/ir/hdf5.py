@@ -26,7 +26,6 @@ from __future__ import annotations
 import h5py
 
 from spikestack.errors import GraphFileError
-from spikestack.ir.hdf5_reader import READ_TIMEOUT_S, read_in_child  # noqa: F401  (io.py's guard)
 from spikestack.memory import check_allocation, check_elements, memory_budget
 
 # Dataset element kinds a NIR file uses: bool, signed, unsigned, float, fixed-length bytes.

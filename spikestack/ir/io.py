@@ -15,7 +15,8 @@ import nir
 import numpy as np
 
 from spikestack.errors import GraphFileError, GraphValidationError, ResourceLimitError, UnsupportedError
-from spikestack.ir.hdf5 import read_in_child, read_tree
+from spikestack.ir.hdf5 import read_tree
+from spikestack.ir.hdf5_reader import read_in_child
 from spikestack.outputs import write_atomically
 
 KNOWN_TYPES = frozenset(
