@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from spikestack.errors import OptionsError
-from spikestack.ir.program import Op
+from spikestack.ir.program import Op, Program
 from spikestack.ir.run import METRICS
 from spikestack.ir.shapes import _pair, conv_padding
 
@@ -210,3 +210,35 @@ def count_op(op: Op, inputs, outputs, *, input_kind: str | None = None,
     dimensions. Returns {metric: int64 array of those leading dimensions} for every metric.
     The kinds ("binary", "counts", "graded") are inferred when not given (see `OpCounter`)."""
     return OpCounter(op)(inputs, outputs, input_kind=input_kind, output_kind=output_kind)
+
+
+PASS_THROUGH = frozenset({"Flatten", "Delay", "Output"})  # ops that send on what they receive
+
+
+def combine_kinds(kinds: list[str]) -> str:
+    """What a sum of arrays holds: graded if any is, binary only for one binary source, else counts."""
+    if "graded" in kinds:
+        return "graded"
+    return "binary" if kinds == ["binary"] else "counts"
+
+
+def output_kinds(program: Program, input_kinds: dict[str, str], pools_count: bool) -> dict[str, str]:
+    """What each op of `program` emits ("binary", "counts" or "graded"), for the simulator's executor
+    and the Lava run's counts alike: inputs as given, neurons and Threshold as they say (`Op.emits`),
+    Flatten/Delay/Output what they receive, a sum pool of spikes counts where `pools_count`, the rest
+    graded. A back-edge source not yet seen is taken at its `Op.emits`."""
+    kinds: dict[str, str] = {}
+    for op in program.ops:
+        sources = [kinds.get(s.name) or program.op(s.name).emits for s in op.sources]
+        if op.kind == "Input":
+            kinds[op.name] = input_kinds[op.name]
+        elif op.is_neuron or op.kind == "Threshold":
+            kinds[op.name] = op.emits
+        elif op.kind in PASS_THROUGH:
+            kinds[op.name] = combine_kinds(sources)
+        elif op.kind == "SumPool2d" and pools_count and combine_kinds(sources) != "graded":
+            kinds[op.name] = "counts"
+        else:
+            kinds[op.name] = "graded"
+    return kinds
+

@@ -20,7 +20,7 @@ import nir
 import numpy as np
 
 from spikestack.errors import GraphValidationError
-from spikestack.ir.presets import PRESETS
+from spikestack.ir.presets import PRESETS, preset_rules
 from spikestack.ir.shapes import CONV_DIMS, PARAMETER_FIELDS
 
 IO_TYPES = ("input_type", "output_type")
@@ -72,7 +72,7 @@ def drop_tracing_dim_graph(graph: nir.NIRGraph, preset: str | None) -> nir.NIRGr
     types (`Preset.extra_input_dim`), drop it where the file proves it: every consumer of the Input
     refuses the declared shape and takes it without its first dimension. A batch dimension other
     than 1 contradicts the preset and is refused, naming the node."""
-    extra = PRESETS[preset].extra_input_dim if preset else ""
+    extra = preset_rules(preset).extra_input_dim
     if not extra:
         return graph
     out = copy.copy(graph)

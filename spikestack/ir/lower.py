@@ -14,7 +14,7 @@ import numpy as np
 from spikestack.errors import OptionsError
 from spikestack.ir.graph import Graph
 from spikestack.ir.options import LoweringOptions
-from spikestack.ir.presets import PRESETS
+from spikestack.ir.presets import PRESETS, preset_rules
 from spikestack.ir.program import NeuronCoefficients, Op, Program, Source
 from spikestack.memory import check_allocation, check_elements
 
@@ -47,10 +47,10 @@ def _leak(tau, dt: float, integration: str, name: str, field: str) -> tuple[np.n
 def _tau(node, field: str, shape, options: LoweringOptions, name: str) -> np.ndarray:
     """A time constant in dt's unit: Norse 1.1.0's exporter writes dt * tau (its preset says so)."""
     tau = _arr(getattr(node, field), shape)
-    preset = PRESETS[options.preset] if options.preset else None
-    if preset and preset.tau_unit_dt:
+    preset = preset_rules(options.preset)
+    if preset.tau_unit_dt:
         tau = tau / options.dt
-    if preset and preset.max_tau is not None and tau.size and tau.max() > preset.max_tau:
+    if preset.max_tau is not None and tau.size and tau.max() > preset.max_tau:
         older = [p for p in PRESETS if p.startswith(f"{preset.name}@")]
         raise OptionsError(
             f"node '{name}' field '{field}': {np.max(getattr(node, field)):g} read as {preset.name} {preset.release} "
@@ -62,7 +62,7 @@ def _tau(node, field: str, shape, options: LoweringOptions, name: str) -> np.nda
 def neuron_coefficients(node, kind: str, shape, options: LoweringOptions, name: str,
                         reset_timing: str | None = None) -> NeuronCoefficients:
     """`reset_timing`: the node's own, where a preset's rule gives it one (`_reset_timing`)."""
-    dt, mode = options.dt, options.integration
+    dt, mode, preset = options.dt, options.integration, preset_rules(options.preset)
     r = _arr(getattr(node, "r", 1.0), shape)
     if kind in ("IF", "I"):
         alpha_v, gain_v, bias_v = np.ones(shape), dt * r, np.zeros(shape)
@@ -71,9 +71,9 @@ def neuron_coefficients(node, kind: str, shape, options: LoweringOptions, name: 
         tau = _tau(node, field, shape, options, name)
         alpha_v, a = _leak(tau, dt, mode, name, field)
         gain_v, bias_v = a * r, a * _arr(node.v_leak, shape)
-        if options.preset and PRESETS[options.preset].voltage_input == "rockpool":
+        if preset.voltage_input == "rockpool":
             gain_v, bias_v = _rockpool_voltage(node, kind, tau, r, options, name)
-    if options.preset and kind in PRESETS[options.preset].unscaled_input:
+    if kind in preset.unscaled_input:
         gain_v = r
     alpha_i = gain_i = None
     if kind.startswith("Cuba"):
@@ -86,7 +86,7 @@ def neuron_coefficients(node, kind: str, shape, options: LoweringOptions, name: 
                            f"so v_threshold must be > 0 (found {v_threshold.min():g})")
     v_reset = _arr(node.v_reset if getattr(node, "v_reset", None) is not None else 0.0, shape) if spiking else None
     v_init = options.initial_potential * v_threshold if spiking else np.zeros(shape)
-    if options.preset and PRESETS[options.preset].start_at_leak:  # Norse's states start at rest
+    if preset.start_at_leak:  # Norse's states start at rest
         v_init = v_init + (_arr(node.v_leak, shape) if hasattr(node, "v_leak") else v_reset if spiking else 0.0)
     return NeuronCoefficients(
         kind=kind, alpha_v=alpha_v, gain_v=gain_v, bias_v=bias_v, v_init=v_init, alpha_i=alpha_i,
@@ -119,8 +119,7 @@ def _reset_timing(graph: Graph, name: str, kind: str, options: LoweringOptions) 
     """"before_decay" where the preset says the delayed zero reset of this kind comes before the decay
     (snnTorch's Leaky: v <- beta (1 - s') v + x), unless the node is in a two-node loop with an
     Affine/Linear, as snnTorch writes its RLeaky (whose reset comes after); else the options' timing."""
-    kinds = PRESETS[options.preset].zero_reset_before_decay if options.preset else ()
-    if kind not in kinds or options.reset != "zero" or options.reset_timing != "delayed":
+    if kind not in preset_rules(options.preset).zero_reset_before_decay or options.reset != "zero" or options.reset_timing != "delayed":
         return options.reset_timing
     loop = any(name in graph.fan_out(m) and graph.type_of(m) in ("Affine", "Linear") for m in graph.fan_out(name))
     return options.reset_timing if loop else "before_decay"
@@ -128,7 +127,7 @@ def _reset_timing(graph: Graph, name: str, kind: str, options: LoweringOptions) 
 
 def _current_gain(options: LoweringOptions, alpha_i: np.ndarray, a_syn: np.ndarray) -> np.ndarray:
     """How a CubaLIF's input enters its current (ir/presets.py, Preset.current_input)."""
-    rule = PRESETS[options.preset].current_input if options.preset else "euler"
+    rule = preset_rules(options.preset).current_input
     if rule == "impulse":
         return np.ones_like(alpha_i)
     return alpha_i if rule == "decayed" else a_syn

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-CURRENT_INPUTS = ("euler", "impulse", "decayed")
-
-
 @dataclass(frozen=True)
 class Preset:
     """One exporter's conventions.
@@ -111,3 +108,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     ),
     Preset("spikestack", "", {}, sources=("our exporter's graph metadata (ir/options.py: options_metadata)",)),
 )}
+
+
+def preset_rules(name: str | None) -> Preset:
+    """The reading rules lowering applies: the named preset's, or, without one, NIR's own (the
+    spikestack preset's, which has none: its options come from graph metadata)."""
+    return PRESETS[name or "spikestack"]

@@ -80,6 +80,15 @@ class Op:
     def is_neuron(self) -> bool:
         return isinstance(self.params, NeuronCoefficients)
 
+    @property
+    def emits(self) -> str:
+        """What the op sends on where its own kind decides it: a neuron says (`NeuronCoefficients.emits`),
+        a Threshold fires 0/1; other ops pass on what they receive, taken as "graded" values until
+        known (the engines combine their inputs' kinds; this is the guess for a back edge not yet run)."""
+        if self.is_neuron:
+            return self.params.emits
+        return "binary" if self.kind == "Threshold" else "graded"
+
 
 @dataclass(frozen=True)
 class Program:

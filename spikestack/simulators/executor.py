@@ -26,8 +26,7 @@ import numpy as np
 import torch
 
 from spikestack.errors import UnsupportedError
-from spikestack.ir.counts import WEIGHTED_KINDS, OpCounter
-from spikestack.ir.graph import SPIKING_TYPES
+from spikestack.ir.counts import WEIGHTED_KINDS, OpCounter, combine_kinds, output_kinds
 from spikestack.ir.program import Op, Program
 from spikestack.ir.run import METRICS, Counts
 
@@ -43,12 +42,6 @@ class Arithmetic:
     dtype: torch.dtype
     delay_synapses: bool  # Loihi: synapse ops deliver at t + 1
     pools_count: bool  # float: a SumPool of spike counts is a spike count
-
-
-def _combine(kinds: list[str]) -> str:
-    if "graded" in kinds:
-        return "graded"
-    return "binary" if kinds == ["binary"] else "counts"
 
 
 def _fan_in(values: list[torch.Tensor]) -> torch.Tensor:
@@ -87,7 +80,7 @@ class Executor:
         # ops with one input read in the same step: their input block is that source's output block
         self.single_source = {op.name: op.sources[0].name for op in self.stepped if len(op.sources) == 1
                               and (op.sources[0].delay == 0 or arithmetic.delay_synapses)}
-        self.kinds = self._kinds(input_kinds)
+        self.kinds = output_kinds(program, input_kinds, arithmetic.pools_count)
         self.counters = {op.name: OpCounter(op) for op in self.ops} if count else {}
 
     def _check_loops(self, ahead: set[str]) -> None:
@@ -100,29 +93,6 @@ class Executor:
                     raise UnsupportedError(f"loihi mode needs a synapse op in the loop through '{src.name}'",
                                            node=op.name)
             known.add(op.name)
-
-    def _kinds(self, input_kinds: dict[str, str]) -> dict[str, str]:
-        """What each op emits: "binary" spikes, spike "counts", or "graded" values (ir.counts)."""
-        kinds: dict[str, str] = {}
-        for op in self.ops:  # a back-edge source not seen yet: a neuron says what it emits
-            src = [kinds.get(s.name) or self._emits(self.program.op(s.name)) for s in op.sources]
-            if op.kind == "Input":
-                kinds[op.name] = input_kinds[op.name]
-            elif op.is_neuron or op.kind in SPIKING_TYPES:
-                kinds[op.name] = self._emits(op)
-            elif op.kind in ("Flatten", "Delay", "Output"):
-                kinds[op.name] = _combine(src)
-            elif op.kind == "SumPool2d" and self.ar.pools_count and _combine(src) != "graded":
-                kinds[op.name] = "counts"
-            else:
-                kinds[op.name] = "graded"
-        return kinds
-
-    @staticmethod
-    def _emits(op: Op) -> str:
-        if op.is_neuron:
-            return op.params.emits
-        return "binary" if op.kind in SPIKING_TYPES else "graded"  # Threshold fires 0/1
 
     def _idle(self, op: Op, batch: int) -> torch.Tensor:
         """What op emits before the first step: its response to no input; zero for state."""
@@ -206,7 +176,7 @@ class Executor:
         for key, value in state.items():
             _store(self.recordings[op.name], key, self.steps, t0, value)
         if self.count:
-            input_kind = _combine([self.kinds[s.name] for s in op.sources]) if op.sources else None
+            input_kind = combine_kinds([self.kinds[s.name] for s in op.sources]) if op.sources else None
             result = self.counters[op.name](None if x is None else x.numpy(), y.numpy(),
                                             input_kind=input_kind, output_kind=self.kinds[op.name])
             for metric, value in result.items():

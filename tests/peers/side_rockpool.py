@@ -72,6 +72,12 @@ SCALES = {
 }
 
 
+def _random_lif(rng, n: int):
+    """A LIFTorch with seeded per-neuron tau_mem, tau_syn and thresholds (drawn in that order)."""
+    return LIFTorch(n, tau_mem=_u(rng, 10e-3, 40e-3, n), tau_syn=_u(rng, 2e-3, 8e-3, n)[:, None],
+                    threshold=_u(rng, 0.6, 1.6, n))
+
+
 def build(kind: str):
     """(rockpool network, twin network as its file describes it or None)."""
     rng = _rng(kind)
@@ -82,11 +88,9 @@ def build(kind: str):
     if kind == "cuba_mlp":
         return Sequential(
             LinearTorch((N_IN, N_HID), weight=a1 * w1 + c1),
-            LIFTorch(N_HID, tau_mem=_u(rng, 10e-3, 40e-3, N_HID), tau_syn=_u(rng, 2e-3, 8e-3, N_HID)[:, None],
-                     threshold=_u(rng, 0.6, 1.6, N_HID)),
+            _random_lif(rng, N_HID),
             LinearTorch((N_HID, n_out), weight=a2 * w2 + c2),
-            LIFTorch(n_out, tau_mem=_u(rng, 10e-3, 40e-3, n_out), tau_syn=_u(rng, 2e-3, 8e-3, n_out)[:, None],
-                     threshold=_u(rng, 0.6, 1.6, n_out)),
+            _random_lif(rng, n_out),
         ), None
     if kind == "lif_mlp":
         return Sequential(
@@ -98,8 +102,7 @@ def build(kind: str):
     if kind == "li_readout":
         return Sequential(
             LinearTorch((N_IN, N_HID), weight=a1 * w1 + c1),
-            LIFTorch(N_HID, tau_mem=_u(rng, 10e-3, 40e-3, N_HID), tau_syn=_u(rng, 2e-3, 8e-3, N_HID)[:, None],
-                     threshold=_u(rng, 0.6, 1.6, N_HID)),
+            _random_lif(rng, N_HID),
             LinearTorch((N_HID, n_out), weight=a2 * w2 + c2),
             ExpSynTorch(n_out, tau=_u(rng, 5e-3, 50e-3, n_out)),
         ), None
