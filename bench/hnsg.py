@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                     model = materialise_supermasks(model)
                 else:
                     model, history = train_dense_lif(data, epochs=args.dense_epochs or args.epochs, lr=args.dense_lr, **common)
-                    paths[name] = export_nir(model, tmp / "dense.nir", model_options(model), "bptt", data.sample_shape)
+                    paths[name] = export_nir(model, tmp / "dense.nir", "bptt", data.sample_shape)
                 acc, rate = evaluate_hnsg(model, data.x_test, data.y_test, args.steps)
                 n = args.sim_samples
                 sim = simulated(paths[name], model, data.x_test[:n], data.y_test[:n], args.steps)

@@ -68,7 +68,7 @@ def test_lif_norse_on_every_chip_and_on_lava(fixtures_dir, tmp_path, capsys):
     assert rows["simulator float"]["samples"] == 2 and report["quantisation"]["status"] == "ok"
     assert report["snn_vs_ann"]["ann"]["ann-45nm-fp32"]["one_pass_j"] > 0
     if lava_unavailable_reason() is None:  # Lava runs the same two samples; both arithmetics agree exactly
-        assert rows["lava float"]["status"] == rows["lava fixed"]["status"] == "ok"
+        assert rows["lava float"]["status"] == rows["lava loihi"]["status"] == "ok"
         assert [a["identical"] for a in report["agreement"]] == [True, True], report["agreement"]
         assert markdown.count(": identical") == 2
     else:
@@ -110,6 +110,44 @@ def test_dataset_accuracy_per_backend(tmp_path):
     assert list(report["plots"])[0] == "accuracy" and (tmp_path / "out" / "accuracy.png").is_file()
 
 
+def test_each_chip_profile_is_parsed_and_placed_once(tmp_path, monkeypatch):
+    """One parse and one placement per chip, whether it fits or not: the map step, the estimate and
+    the report all use that placement (a network that does not fit is not placed again for its list)."""
+    import yaml
+
+    from spikestack.energy import mapping, profile
+    from spikestack.pipeline import stages
+
+    tiny = yaml.safe_load((profile.PROFILE_DIR / "loihi.yaml").read_text())
+    tiny["name"] = "tiny"
+    tiny["limits"]["cores"]["value"], tiny["limits"]["neurons_per_core"]["value"] = 1, 5  # 10 neurons: no fit
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
+    calls: dict[str, list[str]] = {"load_profile": [], "parse": [], "map_to_cores": [], "place": []}
+
+    def counted(module, name: str, key: str, chip) -> None:
+        inner = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            calls[key].append(chip(*args))
+            return inner(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    counted(stages, "load_profile", "load_profile", lambda name: str(name))
+    counted(profile, "_read_yaml", "parse", lambda path: path.stem)  # every parse, whoever asks for it
+    counted(stages, "map_to_cores", "map_to_cores", lambda program, chip, *rest: chip.name)
+    counted(mapping, "_place", "place", lambda program, chip, *rest: chip.name)  # check_fit's too
+    x = (np.random.default_rng(4).random((6, 2, 64)) < 0.3).astype(np.float32)
+    report = deploy(digits_graph(tmp_path / "digits.nir"), tmp_path / "out", x=x, dt=1.0, backend="sim",
+                    chips=["loihi", str(tmp_path / "tiny.yaml")], echo=lambda _: None, progress=False)
+    assert calls == {"load_profile": ["loihi", str(tmp_path / "tiny.yaml")], "parse": ["loihi", "tiny"],
+                     "map_to_cores": ["loihi", "tiny"], "place": ["loihi", "tiny"]}
+    assert report["chips"]["loihi"]["fits"] and report["chips"]["loihi"]["energy_j"] > 0
+    violations = json.loads((tmp_path / "out" / "energy" / "energy.json").read_text())["chips"]["tiny"]["violations"]
+    assert not report["chips"]["tiny"]["fits"] and report["chips"]["tiny"]["violations"] == violations
+    assert violations and all("cores" in v for v in violations), violations
+
+
 def test_dataset_must_match_the_graph_input(fixtures_dir, tmp_path):
     expected = r"takes samples of shape \(2, 34, 34\), but digits samples are \(1, 8, 8\) \(or \(64,\) flattened\)"
     with pytest.raises(DataError, match=expected):
@@ -149,7 +187,7 @@ def test_without_lava_the_report_says_skipped_and_why(fixtures_dir, tmp_path, mo
                     echo=lambda _: None, progress=False)
     rows = {b["name"]: b for b in report["backends"]}
     skipped = "skipped: Lava backend unavailable: no Lava here"
-    assert rows["lava float"]["status"] == rows["lava fixed"]["status"] == skipped
+    assert rows["lava float"]["status"] == rows["lava loihi"]["status"] == skipped
     assert [a["status"] for a in report["agreement"]] == [rows["lava float"]["status"]] * 2
     assert "lava float: skipped: Lava backend unavailable" in (tmp_path / "out" / "report.md").read_text()
     with pytest.raises(BackendUnavailableError, match="no Lava here"):  # Lava alone was asked for
@@ -161,7 +199,7 @@ def test_lava_alone_quantises_from_its_own_float_run(fixtures_dir, tmp_path):
     x = (np.random.default_rng(2).random((40, 1, 1)) < 0.3).astype(np.float32)
     report = deploy(GRAPHS["lif_norse"], tmp_path / "out", x=x, preset="norse@1.0", dt=1e-4, backend="lava",
                     chips=["loihi"], echo=lambda _: None, progress=False)
-    assert [b["name"] for b in report["backends"]] == ["lava float", "lava fixed"]
+    assert [b["name"] for b in report["backends"]] == ["lava float", "lava loihi"]
     assert all(b["status"] == "ok" and b["samples"] == 1 for b in report["backends"])
     assert report["agreement"] == [] and report["quantisation"]["status"] == "ok"
     assert report["chips"]["loihi"]["energy_j"] > 0  # priced from Lava's own counts

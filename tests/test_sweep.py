@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from spikestack.errors import BackendUnavailableError, ChipError, DataError, OptionsError, SpikestackError
-from spikestack.sweep import add_sweep_arguments, job, pareto_front, run_sweep_command, sweep
+from spikestack.cli.sweep import add_sweep_arguments, run_sweep_command
+from spikestack.sweep import job, pareto_front, sweep
 
 # Digits, 60 test samples in chunks of 5: 2 step counts x 2 modes x 12 chunks = 48 tasks of ~20 ms,
 # enough for a worker to die with work in flight, small enough for a shared 2-core machine.
@@ -59,7 +60,7 @@ def test_table_and_files(reference):
 
 def test_command_spells_the_presets_of_ir():
     from spikestack.ir import PRESETS
-    from spikestack.arguments import PRESETS as SPELT_OUT  # kept light for the CLI: must not drift
+    from spikestack.cli.arguments import PRESETS as SPELT_OUT  # kept light for the CLI: must not drift
 
     assert SPELT_OUT == tuple(PRESETS)
 

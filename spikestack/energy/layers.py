@@ -13,10 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from spikestack.ir.primitives import ConvSynapse, DenseSynapse, window_taps
 from spikestack.ir.program import Op, Program
-from spikestack.ir.shapes import conv_padding
-
-WEIGHT_KINDS = ("Affine", "Linear", "Conv1d", "Conv2d")
 
 
 @dataclass(frozen=True)
@@ -49,49 +47,44 @@ def presynaptic_neurons(matrix: sparse.csr_matrix, lo: int, hi: int) -> np.ndarr
     return np.flatnonzero(np.bincount(cols, minlength=matrix.shape[1]))
 
 
-def _ints(value, n: int) -> tuple[int, ...]:
-    return tuple(int(v) for v in np.broadcast_to(np.atleast_1d(np.asarray(value)).astype(int), (n,)))
-
-
 def _window_axis(n_in: int, n_out: int, k: int, s: int, p: int, d: int) -> sparse.csr_matrix:
     """Which inputs along one spatial axis each output of a sliding window reads (padding excluded)."""
-    o = np.repeat(np.arange(n_out), k)
-    i = o * s - p + np.tile(np.arange(k), n_out) * d
-    ok = (i >= 0) & (i < n_in)
-    return sparse.csr_matrix((np.ones(int(ok.sum())), (o[ok], i[ok])), shape=(n_out, n_in))
+    o, _, i = window_taps(n_in, n_out, k, s, p, d)
+    return sparse.csr_matrix((np.ones(o.size), (o, i)), shape=(n_out, n_in))
 
 
 def _op_connectivity(op: Op):
     """An op's own connectivity (outputs x inputs, flattened C-order), or None for one-to-one ops."""
-    node = op.params
-    if op.kind in ("Affine", "Linear"):
+    syn = op.synapse
+    if isinstance(syn, DenseSynapse):
         lead = int(np.prod(op.in_shape[:-1]))
-        return sparse.kron(sparse.eye(lead), np.ones(np.shape(node.weight)))
-    if op.kind not in ("Conv1d", "Conv2d", "SumPool2d", "AvgPool2d"):
-        return None  # neurons, Flatten, Scale, Delay, Threshold
-    spatial_in, nd = op.in_shape[1:], len(op.in_shape) - 1
-    if op.kind.startswith("Conv"):
-        w, groups = np.shape(node.weight), int(node.groups)
-        matrix = sparse.kron(sparse.eye(groups), np.ones((w[0] // groups, w[1])))
-        window = (w[2:], _ints(node.stride, nd), conv_padding(node, spatial_in), _ints(node.dilation, nd))
-    else:
-        matrix = sparse.eye(op.in_shape[0])
-        window = (_ints(node.kernel_size, nd), _ints(node.stride, nd), _ints(node.padding, nd), (1,) * nd)
-    for a in range(nd):
-        matrix = sparse.kron(matrix, _window_axis(spatial_in[a], op.out_shape[a + 1], *(x[a] for x in window)))
+        return sparse.kron(sparse.eye(lead), np.ones(syn.weight.shape))
+    if not isinstance(syn, ConvSynapse):
+        return None  # neurons, reshapes, Scale, Delay, Threshold
+    spatial_in = op.in_shape[1:]
+    c_out, c_in_group = syn.weight.shape[:2]
+    matrix = sparse.kron(sparse.eye(syn.groups), np.ones((c_out // syn.groups, c_in_group)))
+    for a in range(len(spatial_in)):
+        matrix = sparse.kron(matrix, _window_axis(spatial_in[a], op.out_shape[a + 1], syn.kernel[a], syn.stride[a],
+                                                  syn.padding[a], syn.dilation[a]))
     return matrix
+
+
+def _holds_weights(op: Op) -> bool:
+    """Synapses a chip stores (dense layers and convolutions); pools and Scale fold into them."""
+    return op.primitive.has_weight_array
 
 
 def find_layers(program: Program) -> dict[str, Layer]:
     """The program's layers in execution order, with synapses composed through their chains."""
     ops = {op.name: op for op in program.ops}
-    boundary = {n for n, op in ops.items() if op.is_neuron or op.kind == "Input"}
-    consumers = {n: [o.name for o in program.ops if any(s.name == n for s in o.sources)] for n in ops}
-    passes = {n for n, op in ops.items() if n not in boundary and op.kind not in WEIGHT_KINDS}  # shape-only
+    boundary = {n for n, op in ops.items() if op.is_neuron or op.primitive.is_input}
+    consumers = {n: program.consumers(n) for n in ops}
+    passes = {n for n, op in ops.items() if n not in boundary and not _holds_weights(op)}  # shape-only
     reaches_out: dict[str, bool] = {}  # an Output is reached through shape-only ops
     for op in reversed(program.ops):
-        reaches_out[op.name] = op.kind == "Output" or any(
-            reaches_out.get(c, False) and (ops[c].kind == "Output" or c in passes) for c in consumers[op.name])
+        reaches_out[op.name] = op.primitive.is_output or any(
+            reaches_out.get(c, False) and (ops[c].primitive.is_output or c in passes) for c in consumers[op.name])
     memo: dict[str, tuple[dict, set]] = {}
 
     def upstream(name: str) -> tuple[dict, set]:
@@ -111,7 +104,7 @@ def find_layers(program: Program) -> dict[str, Layer]:
 
     layers = {}
     for op in program.ops:
-        if op.is_neuron or (op.kind in WEIGHT_KINDS and any(ops[c].kind == "Output" for c in consumers[op.name])):
+        if op.is_neuron or (_holds_weights(op) and any(ops[c].primitive.is_output for c in consumers[op.name])):
             reach, members = upstream(op.name)
             inputs = {}
             for src, m in reach.items():
@@ -120,8 +113,8 @@ def find_layers(program: Program) -> dict[str, Layer]:
                 m.data[:] = 1  # structural: one synapse per (neuron, presynaptic neuron) pair
                 inputs[src] = m
             order = tuple(n for n in ops if n in members)
-            weights = tuple(n for n in order if ops[n].kind in WEIGHT_KINDS)
-            first = any(ops[src].kind == "Input" for src in inputs)
+            weights = tuple(n for n in order if _holds_weights(ops[n]))
+            first = any(ops[src].primitive.is_input for src in inputs)
             layers[op.name] = Layer(op.name, op.kind, int(np.prod(op.out_shape)), order, weights, inputs,
                                     reaches_out[op.name], first)
     return layers

@@ -11,7 +11,7 @@ importable from here.
 from __future__ import annotations
 
 from spikestack.checks import check_count
-from spikestack.energy.layers import WEIGHT_KINDS, Layer, find_layers
+from spikestack.energy.layers import Layer, find_layers
 from spikestack.energy.mesh import PER_CORE, place_mesh
 from spikestack.energy.placement import CoreLoad, Placement, mesh_grid
 from spikestack.energy.profile import ChipProfile
@@ -45,22 +45,35 @@ def _place(program: Program, profile: ChipProfile, weight_bits: int | None) -> t
     return Placement(profile.name, layers, cores, grid, bits or None, tuple(notes), checked), problems
 
 
+class FitError(ChipError):
+    """The network does not fit the chip. `violations`: every reason, each naming the layer and the
+    limit (what `check_fit` returns), so that a caller that reports them needs no second placement."""
+
+    def __init__(self, message: str, violations: list[str]):
+        super().__init__(message)
+        self.violations = list(violations)
+
+
 def map_to_cores(program: Program, profile: ChipProfile, weight_bits: int | None = None) -> Placement:
-    """Split every layer's neurons over cores within the chip's limits, or raise a ChipError naming
+    """Split every layer's neurons over cores within the chip's limits, or raise a FitError naming
     the layer and the limit. `weight_bits` overrides the profile's (the quantised bit width)."""
-    placement, problems = _place(program, profile, weight_bits)
+    try:
+        placement, problems = _place(program, profile, weight_bits)
+    except ChipError as exc:  # a profile the placers cannot use (no weight_bits): the one violation
+        raise FitError(str(exc), [str(exc)]) from None
     if problems:
-        raise ChipError(f"chip '{profile.name}' cannot hold the network: " + "; ".join(problems))
+        raise FitError(f"chip '{profile.name}' cannot hold the network: " + "; ".join(problems), problems)
     return placement
 
 
 def check_fit(program: Program, profile: ChipProfile, weight_bits: int | None = None) -> list[str]:
     """Every reason the network does not fit the chip (empty when it fits), without raising."""
     try:
-        return _place(program, profile, weight_bits)[1]
-    except ChipError as exc:
-        return [str(exc)]
+        map_to_cores(program, profile, weight_bits)
+    except FitError as exc:
+        return exc.violations
+    return []
 
 
-__all__ = ["PER_CORE", "WEIGHT_KINDS", "CoreLoad", "Layer", "Placement", "check_fit", "find_layers", "map_to_cores",
-           "mesh_grid", "speck_memory"]
+__all__ = ["PER_CORE", "CoreLoad", "FitError", "Layer", "Placement", "check_fit", "find_layers",
+           "map_to_cores", "mesh_grid", "speck_memory"]

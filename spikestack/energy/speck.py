@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikestack.energy.layers import WEIGHT_KINDS, Layer
+from spikestack.energy.layers import Layer
 from spikestack.energy.placement import CoreLoad, mesh_grid, mesh_position
 from spikestack.energy.profile import ChipProfile
+from spikestack.ir.primitives import Role
 from spikestack.ir.program import Program
 
 
@@ -23,13 +24,14 @@ def speck_memory(layer: Layer, program: Program, padded: bool = True) -> tuple[i
     kernel = 0
     for name in layer.members:
         op = program.op(name)
-        if op.kind not in WEIGHT_KINDS:
+        if not op.primitive.has_weight_array:
             continue
-        w = np.shape(op.params.weight)
-        f, c, kxy = w[0], w[1] * int(getattr(op.params, "groups", 1)), int(np.prod(w[2:]))
-        if op.kind in ("Affine", "Linear"):
+        w = np.shape(op.synapse.weight)
+        f, c, kxy = w[0], w[1] * int(getattr(op.synapse, "groups", 1)), int(np.prod(w[2:]))
+        if op.primitive.is_dense:
             before = program.op(op.sources[0].name) if op.sources else op
-            shape = before.in_shape if before.kind == "Flatten" and len(before.in_shape) == 3 else (w[1], 1, 1)
+            flattened = before.primitive.role is Role.RESHAPE and len(before.in_shape) == 3
+            shape = before.in_shape if flattened else (w[1], 1, 1)
             c, kxy = shape[0], shape[1] * shape[2]
         kernel += c * _pow2(kxy) * _pow2(f) if padded else c * kxy * f
     out = program.op(layer.name).out_shape

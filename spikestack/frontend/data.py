@@ -23,6 +23,9 @@ from spikestack.errors import DataError, OptionsError
 from spikestack.memory import check_elements, element_count
 
 DEFAULT_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+# The rate coding's seed stream per split (`sample_seed`): calibration on training images never
+# reuses the spikes of the test sample with the same index.
+SPLITS = {"test": 0, "train": 1}
 MAX_CLASSES = 65_536  # labels beyond this are damage, not a task: the output layer is sized from them
 
 # IDX type codes (third byte of the magic number) -> big-endian numpy dtype.
@@ -227,6 +230,33 @@ def encode_rate(x, steps: int, seed: int = 0, max_rate: float = 1.0) -> np.ndarr
     rng = np.random.default_rng(seed)
     # random() is in [0, 1): probability 0 never fires and probability 1 always does.
     return (rng.random((steps, *x.shape)) < x * max_rate).astype(np.float32)
+
+
+def sample_seed(seed: int, split: str, index: int) -> int:
+    """The rate-coding seed of sample `index` of a split: 128 bits from (seed, split, index), where 32
+    would let two of 70 000 samples share a stream."""
+    if split not in SPLITS:
+        raise OptionsError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    for name, value in (("seed", seed), ("index", index)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise OptionsError(f"{name} must be an integer >= 0, got {value!r}")
+    words = np.random.SeedSequence([int(seed), SPLITS[split], int(index)]).generate_state(4)
+    return sum(int(w) << (32 * i) for i, w in enumerate(words))
+
+
+def encode_rate_samples(x, steps: int, seed: int, first_index: int, split: str = "test") -> np.ndarray:
+    """`encode_rate` with one seed per sample: row k of x, sample first_index + k of its split, is coded
+    from `sample_seed(seed, split, first_index + k)`.
+
+    A sample's spikes therefore depend on neither the batch it is encoded in nor the process that
+    encodes it: `deploy` and `sweep` both encode datasets here, so the same sample and seed give the
+    same spikes in each, whatever their chunk sizes.
+    """
+    x = _check_input(x, steps)
+    if len(x) == 0:
+        return np.zeros((steps, *x.shape), dtype=np.float32)
+    return np.concatenate([encode_rate(x[k:k + 1], steps, seed=sample_seed(seed, split, first_index + k))
+                           for k in range(len(x))], axis=1)
 
 
 def encode_constant(x, steps: int) -> np.ndarray:

@@ -11,7 +11,6 @@ the readout, so `resolve_options(graph.metadata)` needs no options at all.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Callable, Sequence
@@ -98,17 +97,9 @@ def model_options(model: nn.Module) -> LoweringOptions:
     return found.pop()
 
 
-def _check_options(model: nn.Module, options: LoweringOptions) -> None:
-    own = model_options(model)
-    names = [f.name for f in dataclasses.fields(own) if f.name != "preset"]
-    differ = [k for k in names if getattr(own, k) != getattr(options, k)]
-    if differ:
-        detail = ", ".join(f"{k}={getattr(options, k)!r} but the layers use {getattr(own, k)!r}" for k in differ)
-        raise OptionsError(f"options do not match the model ({detail}): the graph would misdescribe it")
-
-
-def to_nir_graph(model: nn.Module, options: LoweringOptions, method: str, input_shape: Sequence[int]) -> nir.NIRGraph:
-    """Build the `nir.NIRGraph` of a chain of supported modules (see CONVERTERS)."""
+def to_nir_graph(model: nn.Module, method: str, input_shape: Sequence[int]) -> nir.NIRGraph:
+    """Build the `nir.NIRGraph` of a chain of supported modules (see CONVERTERS), with the lowering
+    options its neuron layers were built with (`model_options`) in its metadata."""
     if not isinstance(method, str) or not method:
         raise OptionsError(f"method must be a non-empty string naming the training method, got {method!r}")
     try:
@@ -117,7 +108,7 @@ def to_nir_graph(model: nn.Module, options: LoweringOptions, method: str, input_
         shape = ()
     if not shape or min(shape) < 1:
         raise OptionsError(f"input_shape must be positive sizes without the batch dimension, got {tuple(input_shape)}")
-    _check_options(model, options)
+    options = model_options(model)
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array(shape)})}
     order = ["input"]
     param = next(model.parameters(), None)
@@ -151,7 +142,6 @@ def to_nir_graph(model: nn.Module, options: LoweringOptions, method: str, input_
     return nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:])), metadata=metadata, type_check=False)
 
 
-def export_nir(model: nn.Module, path: str | os.PathLike, options: LoweringOptions, method: str,
-               input_shape: Sequence[int]) -> Path:
+def export_nir(model: nn.Module, path: str | os.PathLike, method: str, input_shape: Sequence[int]) -> Path:
     """Write `model` as a NIR graph that `spikestack.ir.validate.load_graph` reads with no options."""
-    return write_nir(to_nir_graph(model, options, method, input_shape), path)
+    return write_nir(to_nir_graph(model, method, input_shape), path)

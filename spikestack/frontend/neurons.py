@@ -26,6 +26,7 @@ from spikestack.frontend.surrogates import Surrogate, surrogate
 from spikestack.ir.dynamics import NeuronState, initial_state, neuron_step
 from spikestack.ir.lower import neuron_coefficients
 from spikestack.ir.options import LoweringOptions
+from spikestack.ir.primitives import kind_of
 from spikestack.ir.program import NeuronCoefficients
 
 # Coefficient fields that are arrays (become buffers); the rest of NeuronCoefficients are flags.
@@ -33,9 +34,9 @@ _ARRAY_FIELDS = ("alpha_v", "gain_v", "bias_v", "v_init", "alpha_i", "gain_i", "
 
 
 class _Neurons(nn.Module):
-    """Shared body of IF and LIF layers; `kind` names the NIR node type."""
+    """Shared body of IF and LIF layers; `nir_type` is the NIR node type a layer exports (set by each subclass)."""
 
-    kind = ""
+    nir_type: type[nir.NIRNode]
 
     def __init__(self, shape: int | tuple[int, ...], nir_params: dict, *, reset: str, reset_timing: str,
                  initial_potential: float, dt: float, spike_fn: str | Surrogate, threshold: str = ">",
@@ -43,20 +44,21 @@ class _Neurons(nn.Module):
         super().__init__()
         self.shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
         if not self.shape or min(self.shape) < 1:
-            raise OptionsError(f"{self.kind}: shape must be positive sizes, got {shape!r}")
+            raise OptionsError(f"{self.nir_type.__name__}: shape must be positive sizes, got {shape!r}")
         try:  # per-neuron arrays, never scalars: NIR's type inference breaks on those (issue 176)
             self.nir_params = {k: np.broadcast_to(np.asarray(v, np.float64), self.shape).copy() for k, v in nir_params.items()}
         except ValueError:
-            raise OptionsError(f"{self.kind}: parameters do not broadcast to shape {self.shape}") from None
+            raise OptionsError(f"{self.nir_type.__name__}: parameters do not broadcast to shape {self.shape}") from None
         if (self.nir_params["v_threshold"] <= 0).any():
-            raise OptionsError(f"{self.kind}: v_threshold must be positive")
+            raise OptionsError(f"{self.nir_type.__name__}: v_threshold must be positive")
         for tau in ("tau", "tau_mem", "tau_syn"):
             if tau in self.nir_params and (self.nir_params[tau] <= 0).any():
-                raise OptionsError(f"{self.kind}: {tau} must be positive")
+                raise OptionsError(f"{self.nir_type.__name__}: {tau} must be positive")
         self.options = LoweringOptions(dt=dt, reset=reset, reset_timing=reset_timing, initial_potential=initial_potential,
                                        threshold=threshold, spikes_per_step=spikes_per_step, integration=integration)
         self.spike_fn = surrogate(spike_fn)
-        coeffs = neuron_coefficients(self.to_nir(), self.kind, self.shape, self.options, self.kind)
+        node = self.to_nir()
+        coeffs = neuron_coefficients(node, kind_of(node), self.shape, self.options, kind_of(node))
         self._flags = dataclasses.replace(coeffs, **{f: None for f in _ARRAY_FIELDS})
         self._present = tuple(f for f in _ARRAY_FIELDS if getattr(coeffs, f) is not None)
         for f in self._present:  # converted once; buffers follow .to(device/dtype)
@@ -68,7 +70,7 @@ class _Neurons(nn.Module):
         float32, as the file stores them; the coefficients are computed from this same node, so the
         torch layer and the lowered graph agree to the last bit of every parameter.
         """
-        return getattr(nir, self.kind)(**{k: v.astype(np.float32) for k, v in self.nir_params.items()})
+        return self.nir_type(**{k: v.astype(np.float32) for k, v in self.nir_params.items()})
 
     def coefficients(self) -> NeuronCoefficients:
         return dataclasses.replace(self._flags, **{f: getattr(self, f"coef_{f}") for f in self._present})
@@ -101,7 +103,7 @@ class IFNeurons(_Neurons):
     Every layer takes the lowering options as keywords (`Options`): reset, reset_timing,
     initial_potential, dt, threshold (">" or ">="), spikes_per_step ("one" or "many") and integration."""
 
-    kind = "IF"
+    nir_type = nir.IF
 
     def __init__(self, shape: int | tuple[int, ...], v_threshold=1.0, r=1.0, v_reset=0.0, *, reset: str = "subtract",
                  spike_fn: str | Surrogate = "s2nn", **options):
@@ -112,7 +114,7 @@ class IFNeurons(_Neurons):
 class LIFNeurons(_Neurons):
     """Leaky integrate-and-fire (NIR LIF: tau dv/dt = (v_leak - v) + r I), tau in the unit of dt."""
 
-    kind = "LIF"
+    nir_type = nir.LIF
 
     def __init__(self, shape: int | tuple[int, ...], tau=10.0, r=1.0, v_leak=0.0, v_threshold=1.0, v_reset=0.0, *,
                  reset: str = "zero", spike_fn: str | Surrogate = "s2nn", **options):
@@ -124,7 +126,7 @@ class CubaLIFNeurons(_Neurons):
     """Current-based LIF (NIR CubaLIF: tau_syn dI/dt = -I + w_in S, tau_mem dv/dt = (v_leak - v) + r I),
     time constants in the unit of dt; the voltage integrates this step's current."""
 
-    kind = "CubaLIF"
+    nir_type = nir.CubaLIF
 
     def __init__(self, shape: int | tuple[int, ...], tau_syn=5.0, tau_mem=10.0, r=1.0, v_leak=0.0, v_threshold=1.0,
                  v_reset=0.0, w_in=1.0, *, reset: str = "zero", spike_fn: str | Surrogate = "s2nn", **options):

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from spikestack.errors import DataError, OptionsError
 from spikestack.frontend.data import Dataset
-from spikestack.frontend.export import export_nir
+from spikestack.frontend.export import export_nir, model_options
 from spikestack.ir.options import LoweringOptions
 
 # logits, or (logits, penalty): a scalar added to the cross-entropy (e.g. a firing-rate cost)
@@ -49,12 +49,16 @@ class TrainedModel:
 
     model: nn.Module
     history: History
-    options: LoweringOptions
     method: str
     input_shape: tuple[int, ...]
 
+    @property
+    def options(self) -> LoweringOptions:
+        """The lowering options the model's neuron layers were built with (`model_options`)."""
+        return model_options(self.model)
+
     def export(self, path: str | os.PathLike) -> Path:
-        return export_nir(self.model, path, self.options, self.method, self.input_shape)
+        return export_nir(self.model, path, self.method, self.input_shape)
 
 
 def seed_everything(seed: int) -> None:

@@ -25,21 +25,18 @@ from __future__ import annotations
 import numpy as np
 
 from spikestack.errors import OptionsError
-from spikestack.ir.program import Op, Program
+from spikestack.ir.primitives import ConvSynapse, DenseSynapse, window_taps
+from spikestack.ir.program import EVENT_KINDS, Op
 from spikestack.ir.run import METRICS
-from spikestack.ir.shapes import _pair, conv_padding
 
-KINDS = ("binary", "counts", "graded")  # what an array holds: 0/1 spikes, spike counts, values
 SCAN_SLICE = 1 << 22  # values per slice when scanning an input for its kind
-WEIGHTED_KINDS = frozenset({"Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d"})
 
 
 def _tap_masks(size: int, out: int, kernel: int, stride: int, pad: int, dilation: int) -> np.ndarray:
     """(kernel, size) 0/1: whether kernel tap k connects input position h to some output."""
     masks = np.zeros((kernel, size), dtype=np.int64)
-    for k in range(kernel):
-        h = np.arange(out) * stride - pad + k * dilation
-        masks[k, h[(h >= 0) & (h < size)]] = 1
+    _, taps, inputs = window_taps(size, out, kernel, stride, pad, dilation)
+    masks[taps, inputs] = 1
     return masks
 
 
@@ -64,27 +61,16 @@ def _conv_fan_out(weight_nonzero: np.ndarray, groups: int, in_shape, stride, pad
 
 
 def synapse_fan_out(op: Op) -> tuple[np.ndarray, np.ndarray]:
-    """(structural, non-zero-weight) fan-out of each input element of a weighted op, shaped like
+    """(structural, non-zero-weight) fan-out of each input element of a synapse op, shaped like
     op.in_shape."""
-    node, shape = op.params, op.in_shape
-    if op.kind in ("Affine", "Linear"):
-        nonzero = np.count_nonzero(np.asarray(node.weight), axis=0)
+    syn, shape = op.synapse, op.in_shape
+    if isinstance(syn, DenseSynapse):
+        nonzero = np.count_nonzero(syn.weight, axis=0)
         return np.broadcast_to(np.full_like(nonzero, op.out_shape[-1]), shape), np.broadcast_to(nonzero, shape)
-    if op.kind == "Scale":
-        nonzero = np.broadcast_to(np.asarray(node.scale) != 0, shape).astype(np.int64)
-        return np.ones(shape, dtype=np.int64), nonzero
-    spatial = shape[1:]
-    if op.kind in ("Conv1d", "Conv2d"):
-        weight = np.asarray(node.weight) != 0
-        ndim = weight.ndim - 2
-        groups = int(node.groups)
-        stride, dilation = _pair(node.stride, ndim), _pair(node.dilation, ndim)
-        padding = conv_padding(node, spatial)
-    else:  # pools: a depthwise convolution whose kernel is all non-zero
-        kernel = _pair(node.kernel_size, 2)
-        weight = np.ones((shape[0], 1, *kernel), dtype=bool)
-        groups, stride, dilation, padding = shape[0], _pair(node.stride, 2), (1, 1), _pair(node.padding, 2)
-    return _conv_fan_out(weight.astype(np.int64), groups, shape, stride, padding, dilation, op.out_shape[1:])
+    if not isinstance(syn, ConvSynapse):  # elementwise: one synapse per element
+        return np.ones(shape, dtype=np.int64), (syn.weight != 0).astype(np.int64)
+    weight = (syn.weight != 0).astype(np.int64)
+    return _conv_fan_out(weight, syn.groups, shape, syn.stride, syn.padding, syn.dilation, op.out_shape[1:])
 
 
 def infer_kind(x: np.ndarray) -> str:
@@ -127,7 +113,7 @@ class OpCounter:
 
     def __init__(self, op: Op):
         self.op = op
-        self.weighted = op.kind in WEIGHTED_KINDS
+        self.weighted = op.primitive.is_synapse
         columns = [np.ones(int(np.prod(op.in_shape)))]  # per input element: spikes_in, then
         if self.weighted:  # synaptic events (structural fan-out) and effective ops (non-zero fan-out)
             fan_out, nonzero = synapse_fan_out(op)
@@ -161,10 +147,10 @@ class OpCounter:
                  output_kind: str | None = None) -> dict[str, np.ndarray]:
         op = self.op
         for kind in (input_kind, output_kind):
-            if kind is not None and kind not in KINDS:
-                raise OptionsError(f"array kind must be one of {', '.join(KINDS)}; got {kind!r}")
+            if kind is not None and kind not in EVENT_KINDS:
+                raise OptionsError(f"array kind must be one of {', '.join(EVENT_KINDS)}; got {kind!r}")
         outputs = np.asarray(outputs)
-        if op.kind == "Input" or inputs is None:
+        if op.primitive.is_input or inputs is None:
             inputs, input_kind = outputs, input_kind or output_kind
         lead = outputs.shape[: outputs.ndim - len(op.out_shape)]
         flat_in = np.asarray(inputs).reshape(*lead, -1)
@@ -173,7 +159,7 @@ class OpCounter:
         output_kind = output_kind or infer_kind(flat_out)
         result = {m: np.zeros(lead, dtype=np.int64) for m in METRICS}
         result["spikes_out"] = _events(flat_out, output_kind)
-        if op.kind == "Input":  # what arrives is what it emits
+        if op.primitive.is_input:  # what arrives is what it emits
             result["spikes_in"] = result["spikes_out"]
             return result
         n = len(self.columns)
@@ -210,35 +196,3 @@ def count_op(op: Op, inputs, outputs, *, input_kind: str | None = None,
     dimensions. Returns {metric: int64 array of those leading dimensions} for every metric.
     The kinds ("binary", "counts", "graded") are inferred when not given (see `OpCounter`)."""
     return OpCounter(op)(inputs, outputs, input_kind=input_kind, output_kind=output_kind)
-
-
-PASS_THROUGH = frozenset({"Flatten", "Delay", "Output"})  # ops that send on what they receive
-
-
-def combine_kinds(kinds: list[str]) -> str:
-    """What a sum of arrays holds: graded if any is, binary only for one binary source, else counts."""
-    if "graded" in kinds:
-        return "graded"
-    return "binary" if kinds == ["binary"] else "counts"
-
-
-def output_kinds(program: Program, input_kinds: dict[str, str], pools_count: bool) -> dict[str, str]:
-    """What each op of `program` emits ("binary", "counts" or "graded"), for the simulator's executor
-    and the Lava run's counts alike: inputs as given, neurons and Threshold as they say (`Op.emits`),
-    Flatten/Delay/Output what they receive, a sum pool of spikes counts where `pools_count`, the rest
-    graded. A back-edge source not yet seen is taken at its `Op.emits`."""
-    kinds: dict[str, str] = {}
-    for op in program.ops:
-        sources = [kinds.get(s.name) or program.op(s.name).emits for s in op.sources]
-        if op.kind == "Input":
-            kinds[op.name] = input_kinds[op.name]
-        elif op.is_neuron or op.kind == "Threshold":
-            kinds[op.name] = op.emits
-        elif op.kind in PASS_THROUGH:
-            kinds[op.name] = combine_kinds(sources)
-        elif op.kind == "SumPool2d" and pools_count and combine_kinds(sources) != "graded":
-            kinds[op.name] = "counts"
-        else:
-            kinds[op.name] = "graded"
-    return kinds
-

@@ -5,10 +5,14 @@ Ground truth is Lava's code, not its docstrings: `PyLifModelBitAcc` (lava/proc/l
 and lava/utils/weightutils.py. Where Lava leans on numpy's int32 overflow (its message channels
 and LIF state are int32), we reproduce the wrap, so results match for any int32 input, not only
 for inputs inside the documented bit widths. Pure functions on int64 arrays; leading batch
-dimensions broadcast. Imported by code that runs without Lava, so it never imports lava.
+dimensions broadcast. `neuron_step_fixed` is a population's whole step, our extensions included,
+for the simulator's loihi mode and our Lava model alike. A leaf: imported by code that runs
+without Lava, it imports neither lava nor any spikestack module but `errors`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,8 +40,6 @@ WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -8, 7  # Loihi's 4-bit signed weight exponent (
 CHANNEL_BITS = 32  # Lava's fixed-point ports carry int32: sums and shifts wrap there
 CONV_OUT_BITS = 24  # PyConvModelFixed wraps its output to 24-bit two's complement
 SIGN_MODES = ("mixed", "excitatory", "inhibitory")
-# The values of lava.utils.weightutils.SignMode, to build Lava's enum without importing it here.
-LAVA_SIGN_MODE = {"mixed": 1, "excitatory": 2, "inhibitory": 3}
 
 
 def _int(x) -> np.ndarray:
@@ -129,6 +131,70 @@ def lif_step_fixed(a_in, u, v, du, dv, bias_mant, bias_exp, vth, reset: str = "z
     return spikes.astype(np.int64), u, v
 
 
+# --- A population's whole step: the LIF above plus the extensions the stock LIF lacks. The
+# simulator's loihi mode and our Lava model (ProgramNeuron) both call it, so they cannot drift. ---
+
+# A threshold no 24-bit voltage reaches: how a non-spiking neuron (LI, CubaLI, I) runs through
+# Lava's LIF update without ever spiking or resetting.
+NEVER = 1 << 40
+
+
+@dataclass(frozen=True)
+class NeuronInts:
+    """A neuron population in Lava's LIF integers plus our extensions, broadcast to its shape."""
+
+    du: np.ndarray
+    dv: np.ndarray
+    bias_mant: np.ndarray
+    bias_exp: np.ndarray
+    vth: np.ndarray | None  # None: non-spiking, the output is v
+    v_init: np.ndarray
+    v_reset: np.ndarray | None  # added after Lava's reset to 0; None when v_reset is 0
+    reset: str
+    compare: str  # ">" (Lava) or ">=" (Sinabs, Rockpool)
+    spikes_per_step: str  # "one", or "many": a graded spike of floor(v / threshold)
+    delay_input: bool  # Norse's voltage-first CubaLIF: a_in one step older
+    has_current: bool
+    scale: float  # v_int = scale * v_float (2^6 s_N)
+
+
+@dataclass(frozen=True)
+class FixedState:
+    """A population's registers between steps (int32-range integers)."""
+
+    u: np.ndarray  # Lava's current register
+    v: np.ndarray
+    s: np.ndarray  # last step's spikes (graded counts under "many")
+    pending: np.ndarray  # delay_input: the a_in the next step integrates; else zeros
+
+
+def initial_fixed_state(q: NeuronInts, shape: tuple[int, ...]) -> FixedState:
+    """The state at t=0 for inputs of `shape` (e.g. with a leading batch dimension)."""
+    def zeros() -> np.ndarray:  # one array each: callers may write into a state's arrays
+        return np.zeros(shape, dtype=np.int64)
+    return FixedState(u=zeros(), v=zeros() + _int(q.v_init), s=zeros(), pending=zeros())
+
+
+def neuron_step_fixed(a_in, state: FixedState, q: NeuronInts) -> tuple[np.ndarray, FixedState]:
+    """One step of a population: (output, new state), int64; the output is s, or v if non-spiking.
+
+    a_in is the synaptic input as Lava's Dense delivers it (already one step late). Extensions
+    to `lif_step_fixed`: Norse's voltage-first CubaLIF integrates last step's current, which is
+    the current-first order on a_in one step older, so a_in waits a step in `pending`; a non-zero
+    v_reset is added where the neuron spiked, after Lava's reset to 0; a non-spiking population
+    runs with the threshold NEVER.
+    """
+    a_in, pending = _int(a_in), state.pending
+    if q.delay_input:
+        a_in, pending = _int(state.pending), a_in
+    spiking = q.vth is not None
+    s, u, v = lif_step_fixed(a_in, state.u, state.v, q.du, q.dv, q.bias_mant, q.bias_exp,
+                             q.vth if spiking else NEVER, q.reset, q.compare, q.spikes_per_step)
+    if spiking and q.reset == "zero" and q.v_reset is not None:
+        v = v + np.minimum(s, 1) * _int(q.v_reset)
+    return (s if spiking else v), FixedState(u=u, v=v, s=s, pending=pending)
+
+
 def sign_mode_of(weights) -> str:
     """Lava's `determine_sign_mode`: all >= 0 (all zero too) is excitatory, all <= 0 inhibitory."""
     w = np.asarray(weights)
@@ -211,38 +277,6 @@ def conv_output_fixed(acc) -> np.ndarray:
 
 # --- Quantisation: float network -> Lava integers. `scale` maps float values to a_in units:
 # a float weight w contributes about w * scale to a_in, so u, v ~ 2^6 * scale * (float u, v). ---
-
-
-def quantise_weights(w_float, num_weight_bits: int = WEIGHT_BITS, *, vth=None):
-    """Float weights -> (w_int, weight_exp, scale) with w_int * 2^weight_exp ~ w_float * scale.
-
-    The mantissa scale maps max |w| onto the largest weight Lava keeps after truncation (254 for
-    mixed 8-bit weights, 255 single-sign); each weight is rounded half-to-even to a multiple of
-    the truncation step, so Lava's Dense leaves w_int unchanged and the error is at most half a
-    step times 2^weight_exp. The exponent only sets the overall magnitude: 0, or, given the
-    float threshold `vth` the weights feed, the largest exponent in [-8, 7] whose threshold
-    still fits VTH_BITS (finest voltage resolution, as nengo-loihi chooses it).
-    """
-    _check_weight_bits(num_weight_bits)
-    w = np.asarray(w_float, dtype=np.float64)
-    if not np.all(np.isfinite(w)):
-        raise OptionsError("weights must be finite to quantise them")
-    mode = sign_mode_of(w)
-    step = 1 << (WEIGHT_BITS - num_weight_bits + (mode == "mixed"))
-    w_max = float(np.abs(w).max(initial=0.0))
-    mant_scale = ((1 << WEIGHT_BITS) - step) / w_max if w_max > 0 else 1.0
-    if not np.isfinite(mant_scale):
-        raise OptionsError(f"weights up to {w_max} are too small to quantise")
-    w_int = (np.rint(w * mant_scale / step) * step).astype(np.int64)
-    weight_exp = 0
-    if vth is not None:
-        top = float(np.max(vth)) * mant_scale
-        exps = range(WEIGHT_EXP_MIN, WEIGHT_EXP_MAX + 1)
-        fits = [e for e in exps if np.rint(top * 2.0**e) <= VTH_MAX]
-        if not fits:
-            raise OptionsError(f"threshold {np.max(vth)} is too large for the weights' scale")
-        weight_exp = fits[-1]
-    return w_int, weight_exp, mant_scale * 2.0**weight_exp
 
 
 def quantise_threshold(vth_float, scale: float) -> np.ndarray:

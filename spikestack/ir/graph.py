@@ -12,14 +12,8 @@ from dataclasses import dataclass, field
 import nir
 
 from spikestack.errors import GraphValidationError
-from spikestack.ir.shapes import Shape, declared_shape, rule_for
-
-NEURON_TYPES = frozenset({"LIF", "IF", "LI", "I", "CubaLIF", "CubaLI"})
-SPIKING_TYPES = frozenset({"LIF", "IF", "CubaLIF", "Threshold"})
-
-
-def type_name(node: nir.NIRNode) -> str:
-    return type(node).__name__
+from spikestack.ir.primitives import Primitive, kind_of, primitive
+from spikestack.ir.shapes import Shape, declared_shape
 
 
 @dataclass(frozen=True)
@@ -38,7 +32,11 @@ class Graph:
     metadata: dict = field(default_factory=dict)
 
     def type_of(self, name: str) -> str:
-        return type_name(self.nodes[name])
+        return kind_of(self.nodes[name])
+
+    def primitive(self, name: str) -> Primitive:
+        """What node `name` is (`ir.primitives`)."""
+        return primitive(self.type_of(name), name)
 
     def fan_out(self, name: str) -> tuple[str, ...]:
         return tuple(dst for src, dst in self.edges if src == name)
@@ -154,14 +152,14 @@ def _infer_shapes(nodes, order, fan_in, inputs):
         shape = _named(name, lambda: declared_shape((nodes[name].input_type or {}).get("input"), "shape"))
         if shape is None:
             consumers = [d for d, srcs in fan_in.items() if name in srcs]
-            hints = [_named(c, lambda c=c: rule_for(type_name(nodes[c]), c).hint(nodes[c])) for c in consumers]
+            hints = [_named(c, lambda c=c: primitive(kind_of(nodes[c]), c).shape.hint(nodes[c])) for c in consumers]
             shape = next((h for h in hints if h is not None), None)
         if shape is None:
             raise GraphValidationError("input shape unknown: the Input node has no type and no consumer implies one", node=name)
         in_shapes[name] = shape
     for name in order:
         node = nodes[name]
-        rule = rule_for(type_name(node), name)
+        rule = primitive(kind_of(node), name).shape
         if name not in in_shapes:
             known = [out_shapes[s] for s in fan_in[name] if s in out_shapes]
             if not known:  # only reached through back edges: trust the node's own parameters

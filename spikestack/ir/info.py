@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from spikestack.ir.graph import NEURON_TYPES, Graph
+from spikestack.ir.graph import Graph
 
 # Fields that are learned or chosen per element; shape/stride fields are not parameters.
 STRUCTURAL_FIELDS = frozenset({"input_shape", "stride", "padding", "dilation", "groups", "kernel_size", "start_dim", "end_dim"})
@@ -33,7 +33,7 @@ def describe_graph(graph: Graph) -> dict:
             "input_shape": list(graph.in_shapes[name]),
             "output_shape": list(graph.out_shapes[name]),
             "parameters": parameter_count(graph.nodes[name]),
-            "neurons": math.prod(graph.out_shapes[name]) if kind in NEURON_TYPES else 0,  # no int64 wrap
+            "neurons": math.prod(graph.out_shapes[name]) if graph.primitive(name).is_neuron else 0,  # no int64 wrap
             "inputs": list(graph.fan_in[name]),
         })
     return {

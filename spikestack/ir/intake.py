@@ -21,7 +21,8 @@ import numpy as np
 
 from spikestack.errors import GraphValidationError
 from spikestack.ir.presets import PRESETS, preset_rules
-from spikestack.ir.shapes import CONV_DIMS, PARAMETER_FIELDS
+from spikestack.ir.primitives import PRIMITIVES, kind_of
+from spikestack.ir.shapes import PARAMETER_FIELDS
 
 IO_TYPES = ("input_type", "output_type")
 
@@ -56,13 +57,13 @@ def arrays_graph(graph: nir.NIRGraph) -> nir.NIRGraph:
 
 def _takes(node, shape: tuple[int, ...]) -> bool | None:
     """Whether `node` takes input of `shape`, where its parameters say (None where they do not)."""
-    kind = type(node).__name__
+    known = PRIMITIVES.get(kind_of(node))
     weight = np.shape(getattr(node, "weight", ()))
-    if kind in ("Affine", "Linear") and len(weight) == 2:
-        return shape == (weight[1],)
-    if kind in CONV_DIMS and len(weight) == CONV_DIMS[kind] + 2:
+    if known is not None and known.is_synapse and not known.spatial_dims and len(weight) == 2:
+        return shape == (weight[1],)  # a dense layer takes a vector
+    if known is not None and known.spatial_dims and len(weight) == known.spatial_dims + 2:
         groups = int(np.asarray(getattr(node, "groups", 1) or 1).reshape(-1)[0])
-        return len(shape) == CONV_DIMS[kind] + 1 and shape[0] == weight[1] * groups
+        return len(shape) == known.spatial_dims + 1 and shape[0] == weight[1] * groups
     sizes = [np.shape(v) for f, v in vars(node).items() if f in PARAMETER_FIELDS and np.size(v) > 1]
     return shape == sizes[0] if sizes else None
 

@@ -17,12 +17,10 @@ import numpy as np
 from spikestack.errors import GraphFileError, GraphValidationError, ResourceLimitError, UnsupportedError
 from spikestack.ir.hdf5 import read_tree
 from spikestack.ir.hdf5_reader import read_in_child
+from spikestack.ir.primitives import PRIMITIVES
 from spikestack.outputs import write_atomically
 
-KNOWN_TYPES = frozenset(
-    "Input Output Affine Linear Scale Conv1d Conv2d SumPool2d AvgPool2d Flatten Delay Threshold "
-    "I IF LI LIF CubaLI CubaLIF NIRGraph".split()
-)
+SUBGRAPH = "NIRGraph"  # a node that is a graph of its own: read recursively
 
 
 def _decode_edges(raw, where: str) -> list[tuple[str, str]]:
@@ -46,10 +44,10 @@ def node_from_dict(name: str, data: dict) -> nir.NIRNode:
     kind = data["type"]
     if not isinstance(kind, str):  # an array or a group: not hashable, not a type name
         raise GraphFileError(f"field 'type' must be a string, got {type(kind).__name__}", node=name)
-    if kind not in KNOWN_TYPES:
+    if kind not in PRIMITIVES and kind != SUBGRAPH:
         raise UnsupportedError(f"unknown node type '{kind}'", node=name)
     fields = dict(data)
-    if kind == "NIRGraph":
+    if kind == SUBGRAPH:
         return graph_from_dict(fields, prefix=f"{name}.")
     fields.setdefault("metadata", {})
     for key in ("input_type", "output_type"):  # Input/Output carry their shapes in a nested dict

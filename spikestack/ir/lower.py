@@ -15,13 +15,13 @@ from spikestack.errors import OptionsError
 from spikestack.ir.graph import Graph
 from spikestack.ir.options import LoweringOptions
 from spikestack.ir.presets import PRESETS, preset_rules
-from spikestack.ir.program import NeuronCoefficients, Op, Program, Source
+from spikestack.ir.primitives import DelaySteps, Primitive, Role, ThresholdLevel, primitive
+from spikestack.ir.program import NeuronCoefficients, Op, OpParams, Program, Source
 from spikestack.memory import check_allocation, check_elements
 
 # float64 arrays of a population's shape that lowering one neuron node holds at its peak: the
 # coefficients it keeps (up to 8) and the broadcast parameters they are made from.
 NEURON_ARRAYS = 10
-NEURON_KINDS = frozenset({"IF", "I", "LIF", "LI", "CubaLIF", "CubaLI"})
 ROCKPOOL_GAIN_TOLERANCE = 1e-4  # Rockpool's r in float32 gives g = 1 to ~2e-7; 1e-4 tells another dt apart
 DELAY_ITEMSIZE = 8  # the simulator's float64 ring buffer (Lava's DelayDense holds as much): the worst case
 
@@ -63,11 +63,12 @@ def neuron_coefficients(node, kind: str, shape, options: LoweringOptions, name: 
                         reset_timing: str | None = None) -> NeuronCoefficients:
     """`reset_timing`: the node's own, where a preset's rule gives it one (`_reset_timing`)."""
     dt, mode, preset = options.dt, options.integration, preset_rules(options.preset)
+    what = primitive(kind, name)
     r = _arr(getattr(node, "r", 1.0), shape)
-    if kind in ("IF", "I"):
+    if not what.leaky:
         alpha_v, gain_v, bias_v = np.ones(shape), dt * r, np.zeros(shape)
     else:
-        field = "tau_mem" if kind.startswith("Cuba") else "tau"
+        field = "tau_mem" if what.has_current else "tau"
         tau = _tau(node, field, shape, options, name)
         alpha_v, a = _leak(tau, dt, mode, name, field)
         gain_v, bias_v = a * r, a * _arr(node.v_leak, shape)
@@ -76,10 +77,10 @@ def neuron_coefficients(node, kind: str, shape, options: LoweringOptions, name: 
     if kind in preset.unscaled_input:
         gain_v = r
     alpha_i = gain_i = None
-    if kind.startswith("Cuba"):
+    if what.has_current:
         alpha_i, a_syn = _leak(_tau(node, "tau_syn", shape, options, name), dt, mode, name, "tau_syn")
         gain_i = _current_gain(options, alpha_i, a_syn) * _arr(getattr(node, "w_in", 1.0), shape)
-    spiking = kind in ("IF", "LIF", "CubaLIF")
+    spiking = what.spiking
     v_threshold = _arr(node.v_threshold, shape) if spiking else None
     if spiking and options.spikes_per_step == "many" and not (v_threshold > 0).all():
         raise OptionsError(f"node '{name}': spikes_per_step='many' counts floor(v / v_threshold) spikes, "
@@ -108,7 +109,8 @@ def _rockpool_voltage(node, kind: str, tau: np.ndarray, r: np.ndarray, options: 
                            f"tau e^(-dt/tau) / dt for dt = {options.dt:g}, as Rockpool's exporter writes it: "
                            "written with another dt (pass --dt), or not a Rockpool file")
     v_leak = _arr(node.v_leak, alpha.shape)
-    if kind == "LI":  # ExpSynTorch: v <- beta (v + x); it has no bias
+    what = primitive(kind, name)
+    if not what.spiking and not what.has_current:  # LI, as ExpSynTorch: v <- beta (v + x); it has no bias
         if np.any(v_leak != 0):
             raise OptionsError(f"node '{name}' field 'v_leak': Rockpool's ExpSynTorch has no bias, found {v_leak.max():g}")
         return g * alpha, v_leak
@@ -121,7 +123,7 @@ def _reset_timing(graph: Graph, name: str, kind: str, options: LoweringOptions) 
     Affine/Linear, as snnTorch writes its RLeaky (whose reset comes after); else the options' timing."""
     if kind not in preset_rules(options.preset).zero_reset_before_decay or options.reset != "zero" or options.reset_timing != "delayed":
         return options.reset_timing
-    loop = any(name in graph.fan_out(m) and graph.type_of(m) in ("Affine", "Linear") for m in graph.fan_out(name))
+    loop = any(name in graph.fan_out(m) and graph.primitive(m).is_dense for m in graph.fan_out(name))
     return options.reset_timing if loop else "before_decay"
 
 
@@ -148,31 +150,40 @@ def delay_steps(node, shape, dt: float, name: str) -> np.ndarray:
     return steps.astype(np.int64)
 
 
-def _check_size(name: str, kind: str, shape, total: int) -> int:
+def _check_size(name: str, what: Primitive, shape, total: int) -> int:
     """Check, before broadcasting, the float64 arrays that lowering node `name` makes of its parameters
     (a one-element parameter grows to the node's shape), and the running total over the Program,
     which this returns."""
-    arrays = NEURON_ARRAYS if kind in NEURON_KINDS else 2 if kind == "Delay" else 0
+    # a neuron's coefficients; a Delay's steps or a Threshold's level: the parameter and its broadcast
+    arrays = NEURON_ARRAYS if what.is_neuron else 2 if what.stateful or what.role is Role.THRESHOLD else 0
     if not arrays:
         return total
-    total += check_elements(f"node '{name}' ({kind} of shape {tuple(shape)}) coefficients", shape, np.float64, arrays)
+    total += check_elements(f"node '{name}' ({what.kind} of shape {tuple(shape)}) coefficients", shape, np.float64, arrays)
     check_allocation(f"the coefficients of the nodes up to '{name}', all together", total)
     return total
+
+
+def _params(graph: Graph, name: str, what: Primitive, options: LoweringOptions) -> OpParams:
+    """The op's parameters in the one typed form its role has (`ir.program`)."""
+    node, shape = graph.nodes[name], graph.out_shapes[name]
+    if what.is_neuron:
+        return neuron_coefficients(node, what.kind, shape, options, name, _reset_timing(graph, name, what.kind, options))
+    if what.stateful:
+        return DelaySteps(delay_steps(node, shape, options.dt, name))
+    if what.is_synapse:
+        return what.synapse(node, graph.in_shapes[name], shape)
+    if what.spiking:
+        return ThresholdLevel(_arr(node.threshold, graph.in_shapes[name]))
+    return None
 
 
 def lower_graph(graph: Graph, options: LoweringOptions) -> Program:
     """Discretise every node of a validated graph into an operator of the Program."""
     ops, total = [], 0
     for name in graph.order:
-        kind = graph.type_of(name)
-        node, shape = graph.nodes[name], graph.out_shapes[name]
-        total = _check_size(name, kind, shape, total)
-        if kind in NEURON_KINDS:
-            params = neuron_coefficients(node, kind, shape, options, name, _reset_timing(graph, name, kind, options))
-        elif kind == "Delay":
-            params = delay_steps(node, shape, options.dt, name)
-        else:
-            params = node
+        what = graph.primitive(name)
+        total = _check_size(name, what, graph.out_shapes[name], total)
         sources = tuple(Source(src, 1 if (src, name) in graph.back_edges else 0) for src in graph.fan_in[name])
-        ops.append(Op(name, kind, graph.in_shapes[name], shape, sources, params))
+        ops.append(Op(name, what.kind, graph.in_shapes[name], graph.out_shapes[name], sources, graph.nodes[name],
+                      _params(graph, name, what, options)))
     return Program(ops=tuple(ops), inputs=graph.inputs, outputs=graph.outputs, options=options)

@@ -1,18 +1,25 @@
 """`Program`: the discrete, backend-neutral form that the simulator and the Lava backend both run.
 
-An ordered list of operators. Synapse and reshaping operators keep their NIR node (NIR field names
-and layouts: weight[out, in], conv weight[C_out, C_in, k...]); neuron operators carry per-step
-coefficients computed once, in `lower.py`, so no executor re-derives them from NIR.
+An ordered list of operators. Each keeps its NIR node as read (`Op.node`, for exporters) and carries
+its parameters in one typed form (`Op.params`, NIR layouts: weight[out, in], conv weight[C_out,
+C_in, k...]): per-step `NeuronCoefficients` for neurons, computed once in `lower.py` so no executor
+re-derives them from NIR; a normalised synapse (`ir.primitives`) for weighted ops; `DelaySteps`;
+`ThresholdLevel`. What each op is, its `Primitive`, says how to treat it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Union
 
+import nir
 import numpy as np
 
 from spikestack.ir.options import LoweringOptions
+from spikestack.ir.primitives import ConvSynapse, DelaySteps, Primitive, Synapse, ThresholdLevel, primitive
 from spikestack.ir.shapes import Shape
+
+EVENT_KINDS = ("binary", "counts", "graded")  # what an array holds: 0/1 spikes, spike counts, values
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,9 @@ class Source:
     delay: int = 0
 
 
+OpParams = Union["NeuronCoefficients", Synapse, DelaySteps, ThresholdLevel, None]
+
+
 @dataclass(frozen=True)
 class Op:
     name: str
@@ -74,20 +84,38 @@ class Op:
     in_shape: Shape
     out_shape: Shape
     sources: tuple[Source, ...]
-    params: object  # NeuronCoefficients for neurons, delay steps for Delay, else the NIR node
+    node: nir.NIRNode  # as read, NIR field names (exporters write it back)
+    params: OpParams  # see the module docstring; None for Input, Output and reshapes
+
+    @property
+    def primitive(self) -> Primitive:
+        return primitive(self.kind, self.name)
 
     @property
     def is_neuron(self) -> bool:
         return isinstance(self.params, NeuronCoefficients)
 
     @property
+    def synapse(self) -> Synapse | None:
+        """The normalised weights, bias and geometry of a synapse op; None for other ops."""
+        return self.params if self.primitive.is_synapse else None
+
+    @property
     def emits(self) -> str:
         """What the op sends on where its own kind decides it: a neuron says (`NeuronCoefficients.emits`),
         a Threshold fires 0/1; other ops pass on what they receive, taken as "graded" values until
-        known (the engines combine their inputs' kinds; this is the guess for a back edge not yet run)."""
+        known (`Program.event_kinds` combines their inputs' kinds; this is the guess for a back edge
+        not yet run)."""
         if self.is_neuron:
             return self.params.emits
-        return "binary" if self.kind == "Threshold" else "graded"
+        return "binary" if self.primitive.spiking else "graded"
+
+
+def combine_kinds(kinds: list[str]) -> str:
+    """What a sum of arrays holds: graded if any is, binary only for one binary source, else counts."""
+    if "graded" in kinds:
+        return "graded"
+    return "binary" if kinds == ["binary"] else "counts"
 
 
 @dataclass(frozen=True)
@@ -96,6 +124,7 @@ class Program:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     options: LoweringOptions
+    _consumers: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def op(self, name: str) -> Op:
         for op in self.ops:
@@ -106,3 +135,35 @@ class Program:
     @property
     def neuron_ops(self) -> tuple[Op, ...]:
         return tuple(op for op in self.ops if op.is_neuron)
+
+    def consumers(self, name: str) -> tuple[str, ...]:
+        """The ops that read op `name`'s output (forward and back edges), in Program order."""
+        if not self._consumers:
+            found: dict[str, list[str]] = {op.name: [] for op in self.ops}
+            for op in self.ops:
+                for src in op.sources:
+                    found[src.name].append(op.name)
+            self._consumers.update({n: tuple(c) for n, c in found.items()})
+        return self._consumers[name]
+
+    def event_kinds(self, input_kinds: dict[str, str], pools_count: bool) -> dict[str, str]:
+        """What each op emits ("binary", "counts" or "graded"), for every engine and the Lava run's
+        counts alike: inputs as given, neurons and Threshold as they say (`Op.emits`), ops that pass
+        values on what they receive, a sum pool of spikes counts where `pools_count`, the rest
+        graded. A back-edge source not yet seen is taken at its `Op.emits`."""
+        kinds: dict[str, str] = {}
+        for op in self.ops:
+            sources = [kinds.get(s.name) or self.op(s.name).emits for s in op.sources]
+            what = op.primitive
+            if what.is_input:
+                kinds[op.name] = input_kinds[op.name]
+            elif op.is_neuron or what.spiking:
+                kinds[op.name] = op.emits
+            elif what.passes_values:
+                kinds[op.name] = combine_kinds(sources)
+            elif (pools_count and isinstance(op.synapse, ConvSynapse) and op.synapse.pool and op.synapse.divisor == 1
+                  and combine_kinds(sources) != "graded"):
+                kinds[op.name] = "counts"
+            else:
+                kinds[op.name] = "graded"
+        return kinds

@@ -26,15 +26,12 @@ import numpy as np
 
 from spikestack.errors import OptionsError, UnsupportedError
 from spikestack.ir import fixed
+from spikestack.ir.fixed import NeuronInts  # defined in the leaf, whose neuron step reads it
+from spikestack.ir.primitives import ConvSynapse, DenseSynapse
 from spikestack.ir.program import Op, Program
 from spikestack.ir.run import Run
-from spikestack.ir.shapes import _pair
 
 DEFAULT_HEADROOM_BITS = 2  # v may reach +-4 thresholds before Loihi clips it
-DENSE_KINDS = frozenset({"Affine", "Linear", "Scale"})
-CONV_KINDS = frozenset({"Conv1d", "Conv2d", "SumPool2d", "AvgPool2d"})
-TRANSPARENT_KINDS = frozenset({"Flatten", "Delay", "Output"})
-SPIKE_SOURCES = frozenset({"Input", "Threshold"})
 
 
 @dataclass(frozen=True)
@@ -44,25 +41,6 @@ class SynapseInts:
     weight: np.ndarray  # int64 mantissas in the NIR layout; pools: depthwise kernel (C, 1, kh, kw)
     weight_exp: int
     bias: np.ndarray | None  # int64 in a_out units, broadcast to out_shape; None if zero
-
-
-@dataclass(frozen=True)
-class NeuronInts:
-    """A neuron op in the parameters of Lava's LIF (`fixed.lif_step_fixed`), broadcast to its shape."""
-
-    du: np.ndarray
-    dv: np.ndarray
-    bias_mant: np.ndarray
-    bias_exp: np.ndarray
-    vth: np.ndarray | None  # None: non-spiking, the output is v
-    v_init: np.ndarray
-    v_reset: np.ndarray | None  # added after Lava's reset to 0; None when v_reset is 0
-    reset: str
-    compare: str  # ">" (Lava) or ">=" (Sinabs, Rockpool)
-    spikes_per_step: str  # "one", or "many": a graded spike of floor(v / threshold)
-    delay_input: bool  # Norse's voltage-first CubaLIF: a_in one step older
-    has_current: bool
-    scale: float  # v_int = scale * v_float (2^6 s_N)
 
 
 @dataclass(frozen=True)
@@ -102,10 +80,6 @@ class _Quantiser:
     def __init__(self, program: Program, headroom_bits: int):
         self.program, self.headroom = program, headroom_bits
         self.ops = {op.name: op for op in program.ops}
-        self.consumers: dict[str, list[str]] = {op.name: [] for op in program.ops}
-        for op in program.ops:
-            for src in op.sources:
-                self.consumers[src.name].append(op.name)
         self.scales: dict[str, float] = {}
         self.visiting: set[str] = set()
         self.synapses: dict[str, SynapseInts] = {}
@@ -117,12 +91,13 @@ class _Quantiser:
         """Follow Flatten/Delay from `name` along `step` (consumers or sources) to other ops."""
         found = []
         for nxt in step(name):
-            found.extend(self._through(nxt, step) if self.ops[nxt].kind in ("Flatten", "Delay") else [nxt])
+            what = self.ops[nxt].primitive
+            found.extend(self._through(nxt, step) if what.passes_values and not what.is_output else [nxt])
         return found
 
     def bound_neuron(self, op: Op) -> Op | None:
         """The neuron a weighted op feeds, or None if it feeds no neuron."""
-        ends = [self.ops[n] for n in self._through(op.name, lambda n: self.consumers[n])]
+        ends = [self.ops[n] for n in self._through(op.name, self.program.consumers)]
         neurons = [e for e in ends if e.is_neuron]
         if neurons and (len(neurons) > 1 or len(ends) > 1):
             raise UnsupportedError("in loihi mode a synapse op feeds exactly one neuron op and nothing else",
@@ -142,18 +117,19 @@ class _Quantiser:
             if op.name in self.visiting:
                 raise UnsupportedError("loihi mode needs a spiking neuron in every loop", node=op.name)
             self.visiting.add(op.name)
-            if op.kind in SPIKE_SOURCES or (op.is_neuron and op.params.spiking):
+            what = op.primitive
+            if what.is_input or what.spiking:
                 self.scales[op.name] = 1.0  # set first: recurrent synapses read it while N is quantised
-                if op.kind == "Threshold":
-                    scale = self.in_scale(op)
-                    self.thresholds[op.name] = np.floor(np.asarray(op.params.threshold) * scale).astype(np.int64)
-                elif op.is_neuron:
+                if what.is_neuron:
                     self._neuron(op)
-            elif op.kind in TRANSPARENT_KINDS:
+                elif not what.is_input:  # a Threshold: an integer level on its input's scale
+                    scale = self.in_scale(op)
+                    self.thresholds[op.name] = np.floor(op.params.threshold * scale).astype(np.int64)
+            elif what.passes_values:
                 self.scales[op.name] = self.in_scale(op)
             elif op.is_neuron:
                 self.scales[op.name] = (1 << fixed.ACT_SHIFT) * self._neuron(op)
-            elif op.kind in DENSE_KINDS | CONV_KINDS:
+            elif what.is_synapse:
                 neuron = self.bound_neuron(op)
                 if neuron is not None:
                     self.scales[op.name] = None
@@ -195,7 +171,7 @@ class _Quantiser:
         feeds = []  # (synapse op, weights with gain folded in, per scale 1 of the input, bias or None)
         for name in self._through(op.name, lambda n: [s.name for s in self.ops[n].sources]):
             syn = self.ops[name]
-            if syn.kind not in DENSE_KINDS | CONV_KINDS:
+            if not syn.primitive.is_synapse:
                 raise UnsupportedError(f"loihi mode needs a synapse op between '{name}' and this neuron", node=op.name)
             g = gain.reshape(syn.out_shape)
             w = _fold_gain(syn, _weights(syn), g) / self.in_scale(syn)
@@ -210,7 +186,7 @@ class _Quantiser:
             top = _mantissa_max(target)[0]
             w_max = float(np.abs(target).max(initial=0.0))
             exp = 0  # convolutions: Lava's Conv ignores the exponent
-            if syn.kind not in CONV_KINDS and w_max > 0:  # the smallest exponent whose mantissa fits
+            if not syn.primitive.is_window and w_max > 0:  # the smallest exponent whose mantissa fits
                 exp = int(np.clip(np.ceil(np.log2(w_max / top)), fixed.WEIGHT_EXP_MIN, fixed.WEIGHT_EXP_MAX))
             b_int = np.rint(bias * scale).astype(np.int64) if bias is not None else None
             self._store(syn, target, exp, b_int, bias, scale)
@@ -256,42 +232,39 @@ class _Quantiser:
             w_max = float(np.abs(w).max(initial=0.0))
             if w_max > 0:
                 top = _mantissa_max(w)[0]
-                shift = 0 if syn.kind in CONV_KINDS or not p.spiking else fixed.WEIGHT_EXP_MAX
+                shift = 0 if syn.primitive.is_window or not p.spiking else fixed.WEIGHT_EXP_MAX
                 limits.append(top * 2.0**shift / w_max)
         return min(limits) if limits else 1.0
 
 
 def _fold_gain(op: Op, w: np.ndarray, g: np.ndarray) -> np.ndarray:
     """w * g with g (op's out_shape) per output row (dense), element (Scale) or channel (conv)."""
-    if op.kind == "Scale":
+    syn = op.synapse
+    if not isinstance(syn, (DenseSynapse, ConvSynapse)):
         return w * g
-    per_unit = g.reshape(-1, g.shape[-1]) if op.kind in ("Affine", "Linear") else g.reshape(g.shape[0], -1).T
+    dense = isinstance(syn, DenseSynapse)
+    per_unit = g.reshape(-1, g.shape[-1]) if dense else g.reshape(g.shape[0], -1).T
     if not np.all(per_unit == per_unit[0]):
-        what = "output feature" if op.kind in ("Affine", "Linear") else "output channel"
+        what = "output feature" if dense else "output channel"
         raise UnsupportedError(f"loihi mode folds the neuron gains into the weights, so they must be equal per {what}",
                                node=op.name)
     return w * per_unit[0].reshape(-1, *([1] * (w.ndim - 1)))
 
 
 def _weights(op: Op) -> np.ndarray:
-    """Float weights of a weighted op in the layout its integer kernel uses."""
-    node = op.params
-    if op.kind in ("Affine", "Linear", "Conv1d", "Conv2d"):
-        return np.asarray(node.weight, dtype=np.float64)
-    if op.kind == "Scale":
-        return np.broadcast_to(np.asarray(node.scale, dtype=np.float64), op.in_shape).copy()
-    kernel = _pair(node.kernel_size, 2)
-    value = 1.0 if op.kind == "SumPool2d" else 1.0 / float(np.prod(kernel))
-    return np.full((op.in_shape[0], 1, *kernel), value)
+    """Float weights of a synapse op in the layout its integer kernel uses (pools: a depthwise
+    kernel of ones, or of 1/area for an average)."""
+    syn = op.synapse
+    return syn.weights if isinstance(syn, ConvSynapse) else syn.weight
 
 
 def _bias(op: Op) -> np.ndarray | None:
-    bias = getattr(op.params, "bias", None) if op.kind in ("Affine", "Conv1d", "Conv2d") else None
-    if bias is None or not np.any(np.asarray(bias) != 0):
+    bias = getattr(op.synapse, "bias", None)
+    if bias is None or not np.any(bias != 0):
         return None
-    if op.kind == "Affine":
-        return np.broadcast_to(np.asarray(bias, dtype=np.float64), op.out_shape).copy()
-    per_channel = np.asarray(bias, dtype=np.float64).reshape(-1, *([1] * (len(op.out_shape) - 1)))
+    if isinstance(op.synapse, DenseSynapse):
+        return np.broadcast_to(bias, op.out_shape).copy()
+    per_channel = bias.reshape(-1, *([1] * (len(op.out_shape) - 1)))
     return np.broadcast_to(per_channel, op.out_shape).copy()
 
 

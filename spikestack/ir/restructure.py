@@ -36,8 +36,7 @@ import numpy as np
 from spikestack.errors import UnsupportedError
 from spikestack.ir.graph import Graph, build_graph
 from spikestack.ir.options import METADATA_KEY
-
-WEIGHTED = ("Conv2d", "Affine", "Linear")
+from spikestack.ir.primitives import primitive_of
 _DERIVED = ("input_type", "output_type", "metadata")  # recomputed by the node constructors
 
 
@@ -83,17 +82,17 @@ class _Rewriter:
         if name in self.streams:
             return name
         node, srcs = self.nodes[name], self.sources(name)
-        spikes = type(node).__name__ == "Scale" and len(srcs) == 1 and type(self.nodes[srcs[0]]).__name__ == "IF"
+        spikes = isinstance(node, nir.Scale) and len(srcs) == 1 and isinstance(self.nodes[srcs[0]], nir.IF)
         # The split needs a >= 0: spikes weighted by a non-negative value (a threshold).
         return name if spikes and (np.asarray(node.scale) >= 0).all() else None
 
     def match(self, name: str) -> tuple[str, str] | None:
         """(branch synapse op, shortcut value node) if `name` is a residual sum neuron."""
         srcs = self.sources(name)
-        if type(self.nodes[name]).__name__ != "IF" or len(srcs) != 2:
+        if not isinstance(self.nodes[name], nir.IF) or len(srcs) != 2:
             return None
         for branch, short in (srcs, srcs[::-1]):
-            if type(self.nodes[branch]).__name__ in WEIGHTED and self.shortcut_value(short):
+            if primitive_of(self.nodes[branch], branch).has_weight_array and self.shortcut_value(short):
                 return branch, short
         return None
 
@@ -115,11 +114,11 @@ class _Rewriter:
         self.streams.add(stream)
         uniform = bool(np.all(theta == theta.flat[0]))
         for consumer in self.consumers(name):  # they expected N's spikes: give them stream / theta
-            kind, alone = type(self.nodes[consumer]).__name__, self.sources(consumer) == [name]
-            if kind in WEIGHTED and alone and uniform:
+            what, alone = primitive_of(self.nodes[consumer], consumer), self.sources(consumer) == [name]
+            if what.has_weight_array and alone and uniform:
                 self.nodes[consumer] = _scaled(self.nodes[consumer], 1.0 / float(theta.flat[0]), bias=False)
                 self.edges.append((stream, consumer))
-            elif kind == "Scale" and alone and np.array_equal(self.nodes[consumer].scale, theta):
+            elif what.is_elementwise and alone and np.array_equal(self.nodes[consumer].scale, theta):
                 self.edges += [(stream, c) for c in self.consumers(consumer)]  # it meant N's value: the stream is it
                 self.remove(consumer)
             else:

@@ -1,4 +1,4 @@
-"""Shape rules, one per NIR primitive, looked up by type name (a registry, not an isinstance ladder).
+"""Shape rules of the NIR primitives; `ir.primitives` says which rule each primitive uses.
 
 Shapes exclude the batch dimension, as in NIR. Each rule has two halves:
 - `output(node, in_shape)`: the output shape for a given input shape, raising on a mismatch;
@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from spikestack.errors import GraphValidationError, UnsupportedError
+from spikestack.errors import GraphValidationError
 
 Shape = tuple[int, ...]
 
@@ -25,24 +25,9 @@ class ShapeRule:
     hint: Callable[[object], Shape | None]
 
 
-SHAPE_RULES: dict[str, ShapeRule] = {}
-
-
-def _register(*types: str, hint=lambda node: None):
-    def wrap(fn):
-        for t in types:
-            SHAPE_RULES[t] = ShapeRule(fn, hint)
-        return fn
-
-    return wrap
-
-
-def _pair(value, n: int) -> tuple[int, ...]:
-    """n integers from one or n values of a node that shape inference has already validated."""
-    arr = np.atleast_1d(np.asarray(value)).astype(int).ravel()
-    if arr.size == 1:
-        return tuple(int(arr[0]) for _ in range(n))
-    return tuple(int(a) for a in arr[:n])
+def no_hint(node) -> Shape | None:
+    """Nodes whose parameters imply no input shape."""
+    return None
 
 
 def _show(value) -> str:
@@ -86,7 +71,7 @@ PARAMETER_FIELDS = ("v_threshold", "tau", "tau_mem", "tau_syn", "r", "v_leak", "
                     "threshold", "delay")
 
 
-def _param_shape(node) -> Shape | None:
+def param_shape(node) -> Shape | None:
     """Shape of a neuron's (or Scale's, Threshold's, Delay's) parameters; None for scalars (NIR issue 176)."""
     for field in PARAMETER_FIELDS:
         value = getattr(node, field, None)
@@ -96,7 +81,7 @@ def _param_shape(node) -> Shape | None:
     return None
 
 
-def _same_as_params(node, in_shape: Shape) -> Shape:
+def same_as_params(node, in_shape: Shape) -> Shape:
     # Each parameter is one value for all, or one per element: anything else would broadcast
     # (or fail to) somewhere downstream, far from the field at fault.
     for field in PARAMETER_FIELDS:
@@ -110,17 +95,11 @@ def _same_as_params(node, in_shape: Shape) -> Shape:
     return in_shape
 
 
-for _t in ("LIF", "IF", "LI", "I", "CubaLIF", "CubaLI", "Threshold", "Scale", "Delay"):
-    _register(_t, hint=_param_shape)(_same_as_params)
-
-
-@_register("Input")
-def _input(node, in_shape: Shape) -> Shape:
+def same_shape(node, in_shape: Shape) -> Shape:
     return in_shape
 
 
-@_register("Output")
-def _output(node, in_shape: Shape) -> Shape:
+def output_shape(node, in_shape: Shape) -> Shape:
     declared_shape((node.output_type or {}).get("output"), "shape")  # its values, not its agreement
     return in_shape
 
@@ -141,12 +120,11 @@ def _check_bias(node, n_out: int) -> None:
         raise GraphValidationError(f"field 'bias' must have shape ({n_out},), got {np.shape(bias)}")
 
 
-def _linear_hint(node) -> Shape | None:
+def linear_hint(node) -> Shape | None:
     return (int(np.shape(node.weight)[1]),) if np.ndim(node.weight) == 2 else None
 
 
-@_register("Affine", "Linear", hint=_linear_hint)
-def _linear(node, in_shape: Shape) -> Shape:
+def linear_shape(node, in_shape: Shape) -> Shape:
     w = _weight(node, 2)
     if not in_shape or in_shape[-1] != w[1]:
         raise GraphValidationError(f"input shape {in_shape} does not match weight shape {w} (expects {w[1]} inputs)")
@@ -182,10 +160,7 @@ def conv_padding(node, spatial: Shape) -> tuple[int, ...]:
     return integers(padding, "padding", ndim, 0)
 
 
-CONV_DIMS = {"Conv1d": 1, "Conv2d": 2}
-
-
-def _conv_hint(node) -> Shape | None:
+def conv_hint(node) -> Shape | None:
     w = np.shape(node.weight)
     spatial = declared_shape(node.input_shape, "input_shape")
     if spatial is None or len(spatial) != len(w) - 2 or len(w) < 3:
@@ -193,8 +168,7 @@ def _conv_hint(node) -> Shape | None:
     return (int(w[1]) * integers(node.groups, "groups", 1, 1)[0],) + spatial
 
 
-def _conv(node, in_shape: Shape) -> Shape:
-    ndim = CONV_DIMS[type(node).__name__]
+def conv_shape(node, in_shape: Shape, ndim: int) -> Shape:
     w = _weight(node, ndim + 2)
     if len(in_shape) != ndim + 1:
         raise GraphValidationError(f"input shape {in_shape} is not (channels, {ndim} spatial dims)")
@@ -210,11 +184,7 @@ def _conv(node, in_shape: Shape) -> Shape:
     return (int(w[0]),) + out
 
 
-_register("Conv1d", "Conv2d", hint=_conv_hint)(_conv)
-
-
-@_register("SumPool2d", "AvgPool2d")
-def _pool(node, in_shape: Shape) -> Shape:
+def pool_shape(node, in_shape: Shape) -> Shape:
     if len(in_shape) != 3:
         raise GraphValidationError(f"input shape {in_shape} is not (channels, height, width)")
     kernel = integers(node.kernel_size, "kernel_size", 2, 1)
@@ -231,8 +201,7 @@ def _dim(value, field: str, n: int) -> int:
     return index % max(n, 1)
 
 
-@_register("Flatten")
-def _flatten(node, in_shape: Shape) -> Shape:
+def flatten_shape(node, in_shape: Shape) -> Shape:
     # NIR's start_dim/end_dim count without the batch dimension (its default start_dim=1 is a trap).
     n = len(in_shape)
     start, end = (_dim(getattr(node, f), f, n) for f in ("start_dim", "end_dim"))
@@ -240,10 +209,3 @@ def _flatten(node, in_shape: Shape) -> Shape:
         raise GraphValidationError(f"start_dim {node.start_dim} is after end_dim {node.end_dim} for input shape {in_shape}")
     middle = math.prod(in_shape[start : end + 1])  # Python ints: no int64 wrap-around to 0
     return tuple(in_shape[:start]) + (middle,) + tuple(in_shape[end + 1 :])
-
-
-def rule_for(type_name: str, node_name: str) -> ShapeRule:
-    try:
-        return SHAPE_RULES[type_name]
-    except KeyError:
-        raise UnsupportedError(f"unsupported primitive '{type_name}'", node=node_name) from None

@@ -13,7 +13,7 @@ import nir
 import numpy as np
 
 from spikestack.errors import GraphFileError, GraphValidationError, OptionsError, SpikestackError
-from spikestack.ir.graph import NEURON_TYPES, Graph, build_graph
+from spikestack.ir.graph import Graph, build_graph
 from spikestack.ir.intake import arrays_graph, drop_tracing_dim_graph
 from spikestack.ir.io import read_nir
 from spikestack.ir.presets import PRESETS
@@ -39,13 +39,13 @@ def _check_parameters(name: str, node) -> None:
 
 def _check_topology(graph: Graph) -> None:
     for src, dst in graph.edges:
-        if graph.type_of(dst) == "Input":
+        if graph.primitive(dst).is_input:
             raise GraphValidationError(f"edge {src} -> {dst} points into an Input node", node=dst)
-        if graph.type_of(src) == "Output":
+        if graph.primitive(src).is_output:
             raise GraphValidationError(f"edge {src} -> {dst} leaves an Output node", node=src)
     for cycle in graph.cycles():
         # A loop needs state to be a recurrence rather than an equation with no solution order.
-        if not any(graph.type_of(n) in NEURON_TYPES or graph.type_of(n) == "Delay" for n in cycle):
+        if not any(graph.primitive(n).stateful for n in cycle):
             raise GraphValidationError(f"cycle {' -> '.join(cycle)} contains no neuron", node=cycle[0])
 
 

@@ -3,6 +3,8 @@
 `stages`: the single-stage jobs behind the CLI (info, run, map, energy, chips) and `predict`;
 `inputs`: `.npy` inputs, read header first, and the finite-values check of every run;
 `deployment`: `deploy`, any NIR file through every stage into one report; `demonstration`: `demo`;
+`evaluation`: `evaluate_chunk`, a run of dataset samples encoded, simulated, scored and estimated
+per chip (the job of each `sweep` task);
 `training`: `spikestack train <method>` and `convert`. `training` loads torch, so it is imported on
 first use (PEP 562): the other commands stay as fast to start as before.
 """
@@ -11,6 +13,7 @@ from importlib import import_module
 
 from spikestack.pipeline.deployment import DEPLOY_BACKENDS, DeployInput, deploy, deploy_input, simulate_all
 from spikestack.pipeline.demonstration import demo
+from spikestack.pipeline.evaluation import ChunkEvaluation, evaluate_chunk
 from spikestack.pipeline.inputs import check_finite, load_input
 from spikestack.pipeline.stages import (
     BACKENDS, MODE_NAMES, check_run_paths, chips, energy, export_for, info, load_program, map_graph, predict, run,
@@ -29,7 +32,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "BACKENDS", "DEPLOY_BACKENDS", "MODE_NAMES", "DeployInput", "check_finite", "check_run_paths", "chips", "demo", "deploy",
-    "deploy_input", "energy", "export_for", "info", "load_input", "load_program", "map_graph", "predict", "run", "run_program", "save_run",
-    "simulate_all", *_LAZY,
+    "BACKENDS", "DEPLOY_BACKENDS", "MODE_NAMES", "ChunkEvaluation", "DeployInput", "check_finite", "check_run_paths",
+    "chips", "demo", "deploy", "deploy_input", "energy", "evaluate_chunk", "export_for", "info", "load_input",
+    "load_program", "map_graph", "predict", "run", "run_program", "save_run", "simulate_all", *_LAZY,
 ]

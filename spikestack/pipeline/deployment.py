@@ -17,8 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from spikestack.checks import check_count, check_positive
-from spikestack.energy import check_fit, energy_report, list_profiles, load_profile
-from spikestack.energy.report import ENERGY_FILES
+from spikestack.energy import Placement, list_profiles
 from spikestack.errors import BackendUnavailableError, DataError, OptionsError, SpikestackError, UnsupportedError
 from spikestack.ir import Counts, Program, Run, load_graph, lower_graph, resolve_options
 from spikestack.ir.counts import infer_kind
@@ -26,16 +25,19 @@ from spikestack.ir.info import describe_graph, format_description
 from spikestack.ir.quantise import QuantisedProgram, headroom_from_run, quantise_program
 from spikestack.outputs import check_outputs, ensure_directory
 from spikestack.ir.validate import GraphSource
-from spikestack.pipeline.stages import dataset_directory, graph_path, predict, run_program
+from spikestack.pipeline.stages import (
+    dataset_directory, energy_report, graph_path, load_profiles, place_on_chips, predict, run_program,
+)
 from spikestack.report import (backend_entry, build_report, compare_spikes, format_summary, quantisation_entry,
                                write_deploy_report)
 from spikestack.report.content import REPORT_FILES
+from spikestack.report.energy import ENERGY_FILES
 
 DEPLOY_BACKENDS = ("sim", "lava", "both")
 DEPLOY_STEPS = 32  # time steps per dataset sample: rate-coded input needs a few tens of steps
 LAVA_SAMPLES = 3  # Lava steps one sample at a time at ~1k steps/s: a spot check, not the test set
 CHUNK_BYTES = 256 * 2**20  # input and recordings (v, i, s of every neuron) per simulated chunk of samples
-ORDER = ("simulator float", "simulator loihi", "lava float", "lava fixed")  # rows of the report
+ORDER = ("simulator float", "simulator loihi", "lava float", "lava loihi")  # rows of the report
 DEPLOY_FILES = REPORT_FILES + tuple(f"energy/{name}" for name in ENERGY_FILES)  # what deploy writes in out_dir
 
 
@@ -73,7 +75,7 @@ def deploy_input(program: Program, x: np.ndarray | None = None, dataset: str | N
         info = {"source": "array", "dataset": None, "steps": len(x), "samples": x.shape[1], "kind": kind,
                 "description": f"the given array, {x.shape[1]} samples x {len(x)} steps of {what}"}
         return DeployInput(lambda a, b: x[:, a:b], x.shape[1], None, info)
-    from spikestack.frontend.data import encode_rate, load_dataset
+    from spikestack.frontend.data import encode_rate_samples, load_dataset
 
     # digits: the split of `seed`; IDX files: `limit` cuts the (unused) training set too, saving memory
     data = load_dataset(dataset, flatten=False, **({"seed": seed} if dataset == "digits" else {"limit": limit}))
@@ -85,10 +87,9 @@ def deploy_input(program: Program, x: np.ndarray | None = None, dataset: str | N
     images, labels = data.x_test[:limit].reshape(-1, *shape), data.y_test[:limit]
 
     def batch(start: int, stop: int) -> np.ndarray:
-        # The first chunk (all of a small test set) is encoded with `seed` itself, as encode_rate(x_test,
-        # steps, seed) would; later chunks get independent streams, so each chunk is reproducible alone.
-        stream = seed if start == 0 else int(np.random.SeedSequence([seed, start]).generate_state(1)[0])
-        return encode_rate(images[start:stop], steps, seed=stream)
+        # Each test sample from its own stream, by index: the spikes `sweep` gives the same sample and
+        # seed, whatever the chunks either cuts the test set into.
+        return encode_rate_samples(images[start:stop], steps, seed, start, split="test")
 
     info = {"source": "dataset", "dataset": data.name, "steps": steps, "samples": len(images), "kind": "spikes",
             "description": f"{len(images)} samples of the {data.name} test set, rate-coded over {steps} steps"}
@@ -170,7 +171,7 @@ def _run_lava(program: Program, data: DeployInput, x: np.ndarray, record: tuple[
     if reason is not None:
         if strict:
             raise BackendUnavailableError(reason)
-        entries = {f"lava {m}": backend_entry(f"lava {m}", None, f"skipped: {reason}") for m in ("float", "fixed")}
+        entries = {f"lava {m}": backend_entry(f"lava {m}", None, f"skipped: {reason}") for m in ("float", "loihi")}
         return {}, entries, quantised
     runs, entries = {}, {}
     runs["lava float"], entries["lava float"] = _lava_leg(program, x, "float", record, "ok", data.labels, strict,
@@ -178,7 +179,7 @@ def _run_lava(program: Program, data: DeployInput, x: np.ndarray, record: tuple[
     if quantised is None:
         quantised = _quantise(program, headroom_from_run(program, runs["lava float"]), data)
     qprog, _, status = quantised
-    runs["lava fixed"], entries["lava fixed"] = _lava_leg(qprog, x, "fixed", record, status, data.labels, strict,
+    runs["lava loihi"], entries["lava loihi"] = _lava_leg(qprog, x, "loihi", record, status, data.labels, strict,
                                                           progress)
     return runs, entries, quantised
 
@@ -198,7 +199,7 @@ def _agreement(program: Program, qprog: QuantisedProgram | None, x: np.ndarray, 
 
     pairs = []
     for lava, label in (("lava float", "simulator float (float64) vs lava float"),
-                        ("lava fixed", "simulator loihi vs lava fixed")):
+                        ("lava loihi", "simulator loihi vs lava loihi")):
         if runs.get(lava) is None:
             pairs.append({"pair": label, "status": entries[lava]["status"]})
         elif lava == "lava float":
@@ -218,10 +219,11 @@ def deploy(graph: GraphSource, out_dir: str | os.PathLike, *, x: np.ndarray | No
            input_path: str | os.PathLike | None = None, **options) -> dict:
     """Any NIR file through every stage, into report.json, report.md and report.html in out_dir.
 
-    Validate and lower (`options` as `resolve_options`), map on each chip (`check_fit`; default: every
-    shipped profile), simulate float and Loihi fixed point (headroom from the float run), run
-    `samples` samples on Lava (float, and fixed when the graph quantises), compare the backends'
-    spikes, estimate energy and latency (`dt_seconds` per step), report. Input: a time-major array
+    Validate and lower (`options` as `resolve_options`), map on each chip (each profile parsed and
+    placed once; default: every shipped profile), simulate float and Loihi fixed point (headroom
+    from the float run), run `samples` samples on Lava (float, and fixed when the graph quantises),
+    compare the backends' spikes, estimate energy and latency on those placements (`dt_seconds` per
+    step), report. Input: a time-major array
     `x`, or `dataset` ('digits', 'fashion-mnist', an IDX directory) rate-coded over `steps` steps,
     first `limit` test samples, scored with `predict`. `extra_backends`: `backend_entry` rows made
     elsewhere (the demo's torch accuracy). `input_path`: the file `x` was read from, which no report
@@ -238,11 +240,12 @@ def deploy(graph: GraphSource, out_dir: str | os.PathLike, *, x: np.ndarray | No
     program = lower_graph(nir_graph, resolve_options(nir_graph.metadata, preset=preset, **options))
     data = deploy_input(program, x, dataset, steps, limit, seed)
     chips = list(chips) if chips else list_profiles()
-    profiles = [load_profile(chip) for chip in chips]  # a bad profile fails before the report directory exists
+    profiles = load_profiles(chips)  # a bad profile fails before the report directory exists
     out = ensure_directory(out_dir, "--out")
     description = describe_graph(nir_graph)
     echo(f"1/5 validate: {graph_path(graph) or 'in-memory nir.NIRGraph'}\n{format_description(description)}\n    input: {data.info['description']}")
-    fits = {p.name: check_fit(program, p) for p in profiles}
+    placements = place_on_chips(program, profiles)  # priced in step 5: no second placement
+    fits = {chip: [] if isinstance(placed, Placement) else placed for chip, placed in placements.items()}
     echo("2/5 map: " + ", ".join(f"{c} {'fits' if not v else f'does not fit ({len(v)} violations)'}"
                                   for c, v in fits.items()))
     neurons = tuple(op.name for op in program.neuron_ops)
@@ -271,7 +274,7 @@ def deploy(graph: GraphSource, out_dir: str | os.PathLike, *, x: np.ndarray | No
     agreement = _agreement(program, qprog, lava_x, runs, entries, neurons) if backend == "both" else []
     echo(f"5/5 energy: {len(profiles)} chips, counts from the {'simulator' if backend != 'lava' else 'Lava'} float run")
     energy_run = runs["simulator float"] if backend != "lava" else runs["lava float"]
-    energy = energy_report(program, energy_run, chips, out / "energy", dt=dt_seconds)
+    energy = energy_report(program, energy_run, profiles, placements, out / "energy", dt=dt_seconds)
     report = build_report(graph_path=graph, graph=description, options=program.options, input_info=data.info,
                           backends=list(extra_backends) + [entries[k] for k in ORDER if k in entries],
                           agreement=agreement, fits=fits, energy=energy, quantisation=quantisation)

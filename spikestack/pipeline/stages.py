@@ -1,6 +1,8 @@
 """The single-stage jobs behind `spikestack info`, `run`, `map`, `energy` and `chips`, and `predict`.
 
 Each reads a file, calls one stage (or two in a fixed order) and returns plain data; the CLI prints it.
+The energy steps (`load_profiles`, `place_on_chips`, `energy_report`) are shared with `deploy`: each
+profile is parsed once and placed once, and that one placement is priced and reported.
 """
 
 from __future__ import annotations
@@ -8,13 +10,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 import nir
 import numpy as np
 
 from spikestack.checks import check_number, check_positive
-from spikestack.energy import energy_report, list_profiles, load_profile, map_to_cores
-from spikestack.energy.report import ENERGY_FILES
+from spikestack.energy import (
+    Budget, ChipProfile, FitError, Placement, estimate, list_profiles, load_profile, map_to_cores,
+)
+from spikestack.energy.operands import steps_and_batch
 from spikestack.errors import OptionsError
 from spikestack.ir import Program, Run, load_graph, lower_graph, resolve_options
 from spikestack.ir.validate import GraphSource
@@ -22,11 +27,13 @@ from spikestack.ir.fixed import WEIGHT_BITS
 from spikestack.ir.info import describe_graph
 from spikestack.outputs import check_outputs, write_atomically, write_text
 from spikestack.pipeline.inputs import check_finite
+from spikestack.report.energy import ENERGY_FILES, write_energy_report
 
 BACKENDS = ("sim", "lava")
-# The simulator calls Loihi's fixed point "loihi", Lava calls it "fixed": accept either name.
+# One name per arithmetic on both backends: "float", and "loihi" for Loihi's fixed point. "fixed" (the
+# Lava backend's former name for it) is accepted as an alias of "loihi" on the CLI and in this API.
 MODE_NAMES = {"sim": {"float": "float", "loihi": "loihi", "fixed": "loihi"},
-              "lava": {"float": "float", "loihi": "fixed", "fixed": "fixed"}}
+              "lava": {"float": "float", "loihi": "loihi", "fixed": "loihi"}}
 
 
 def graph_path(graph: GraphSource) -> str | os.PathLike | None:
@@ -129,6 +136,55 @@ def map_graph(path: GraphSource, chip: str, preset: str | None = None, weight_bi
     return map_to_cores(program, load_profile(chip), weight_bits).to_dict()
 
 
+def load_profiles(chips: Sequence[str | os.PathLike]) -> list[ChipProfile]:
+    """Each chip's profile (a shipped name or a YAML path), parsed and validated once: callers load
+    them before any work, so that a bad profile fails first."""
+    return [load_profile(chip) for chip in chips]
+
+
+def place_on_chips(program: Program, profiles: Sequence[ChipProfile],
+                   weight_bits: int | None = None) -> dict[str, Placement | list[str]]:
+    """Chip name -> its Placement, or every violation (the list `check_fit` gives) when the network
+    does not fit: one placement per chip, which the estimate and the report both use."""
+    placements: dict[str, Placement | list[str]] = {}
+    for profile in profiles:
+        try:
+            placements[profile.name] = map_to_cores(program, profile, weight_bits)
+        except FitError as exc:  # does not fit: list every violation instead of a number
+            placements[profile.name] = exc.violations
+    return placements
+
+
+def seconds_per_step(program: Program, dt: float | None = None) -> tuple[float | None, str]:
+    """Seconds per step and where they come from: `dt` when given, else the lowering options' dt,
+    unless the graph counts time in steps (Sinabs)."""
+    if dt is not None:
+        return dt, "given"
+    if program.options.preset == "sinabs":
+        return None, "the sinabs preset counts time in steps (dt = 1 step): no seconds per step known"
+    return float(program.options.dt), "dt of the lowering options, read as seconds"
+
+
+def energy_report(program: Program, run: Run, profiles: Sequence[ChipProfile],
+                  placements: dict[str, Placement | list[str]], out_dir: str | os.PathLike,
+                  dt: float | None = None) -> dict:
+    """Estimate the run's counts on each placed chip and write the energy report (energy.json,
+    energy.md, plots) into out_dir; returns its JSON content. `placements`: `place_on_chips`'s result
+    for `profiles`; `dt`: seconds per step (default: `seconds_per_step`)."""
+    check_positive(dt, "dt (seconds per step)")  # 0, negative, NaN or inf: energies and latencies of no meaning
+    if run.counts is None or not run.counts.per_node:
+        raise OptionsError("the run has no counts: simulate with count=True before an energy report")
+    seconds, source = seconds_per_step(program, dt)
+    by_name = {profile.name: profile for profile in profiles}
+    budgets: dict[str, Budget | list[str]] = {
+        chip: estimate(run.counts, placed, by_name[chip], seconds) if isinstance(placed, Placement) else placed
+        for chip, placed in placements.items()}
+    spikes = {node: rec["s"] for node, rec in run.recordings.items() if "s" in rec}
+    steps, samples = steps_and_batch(run.counts)
+    meta = {"dt_seconds": seconds, "dt_source": source, "steps": steps, "samples": samples}
+    return write_energy_report(budgets, out_dir, run.counts, spikes=spikes or None, meta=meta)
+
+
 def energy(path: GraphSource, x: np.ndarray, chips: list[str], out_dir: str | os.PathLike,
            preset: str | None = None, mode: str = "float", dt_seconds: float | None = None,
            input_path: str | os.PathLike | None = None, **options) -> dict:
@@ -136,11 +192,11 @@ def energy(path: GraphSource, x: np.ndarray, chips: list[str], out_dir: str | os
     `input_path`: the file `x` was read from, which no report file may overwrite."""
     check_positive(dt_seconds, "dt_seconds")  # energy_report checks it too, but only after the simulation
     check_outputs({"--out": out_dir}, {"GRAPH": graph_path(path), "--input": input_path}, {"--out": ENERGY_FILES})
-    for chip in chips:
-        load_profile(chip)  # a bad profile fails now, not after the simulation
+    profiles = load_profiles(chips)  # a bad profile fails now, not after the simulation
     program = load_program(path, preset, **options)
+    placements = place_on_chips(program, profiles)
     run = run_program(program, x, "sim", mode, record=tuple(op.name for op in program.neuron_ops))
-    return energy_report(program, run, chips, out_dir, dt=dt_seconds)
+    return energy_report(program, run, profiles, placements, out_dir, dt=dt_seconds)
 
 
 def chips() -> list[dict]:

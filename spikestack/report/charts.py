@@ -1,6 +1,6 @@
-"""The deploy report's own chart: accuracy per backend (the energy plots come from `energy.plots`).
+"""The deploy report's own chart: accuracy per backend (the energy plots come from `energy_plots`).
 
-Drawn on matplotlib's Agg canvas directly, never through pyplot, like `energy.plots`: a library
+Drawn on matplotlib's Agg canvas directly, never through pyplot, like `energy_plots`: a library
 must not switch its caller's global backend or leak open figures.
 """
 

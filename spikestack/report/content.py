@@ -1,7 +1,7 @@
 """The deploy report as data: one JSON-ready dict that `report.json` holds and both renderers read.
 
 The pipeline runs the stages and hands over what they returned (the graph description, one entry
-per backend run, agreement results, `check_fit` violations, the energy report's dict, the
+per backend run, agreement results, each chip's violations, the energy report's dict, the
 quantisation errors); this module only reshapes them into sections, so that report.json, report.md,
 report.html and the terminal summary can never disagree with each other.
 
@@ -52,7 +52,8 @@ def quantisation_entry(result: QuantisationReport | str) -> dict:
 
 
 def _chips(fits: dict[str, list[str]], energy: dict) -> dict[str, dict]:
-    """Per chip: check_fit's verdict joined with the energy report's figures."""
+    """Per chip: the placement's verdict (violations, empty when it fits) joined with the energy report's
+    figures."""
     rows = {}
     for chip, entry in energy["chips"].items():
         violations = fits.get(chip, entry.get("violations", []))
@@ -90,7 +91,7 @@ def _snn_vs_ann(chips: dict[str, dict]) -> dict:
 def build_report(*, graph_path: str | os.PathLike, graph: dict, options: LoweringOptions, input_info: dict,
                  backends: list[dict], agreement: list[dict], fits: dict[str, list[str]], energy: dict,
                  quantisation: dict, energy_dir: str = "energy") -> dict:
-    """Assemble every section. `graph`: `ir.info.describe_graph`; `energy`: `energy.energy_report`'s
+    """Assemble every section. `graph`: `ir.info.describe_graph`; `energy`: `write_energy_report`'s
     dict (its plots are referenced relative to the report directory, under `energy_dir`)."""
     samples, steps = int(energy.get("samples") or 0), int(energy.get("steps") or 0)
     counts = energy.get("counts", {})

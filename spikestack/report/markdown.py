@@ -4,7 +4,7 @@ inference, quantisation, one line per chip with the ANN baselines as one dense p
 
 from __future__ import annotations
 
-from spikestack.energy.report import si
+from spikestack.report.energy import si
 from spikestack.report.agreement import describe_agreement
 from spikestack.report.sections import Plot, Table, Text, report_sections
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from spikestack.energy.report import si
+from spikestack.report.energy import si
 from spikestack.report.agreement import describe_agreement
 
 

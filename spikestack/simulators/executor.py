@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from spikestack.errors import UnsupportedError
-from spikestack.ir.counts import WEIGHTED_KINDS, OpCounter, combine_kinds, output_kinds
-from spikestack.ir.program import Op, Program
+from spikestack.ir.counts import OpCounter
+from spikestack.ir.program import Op, Program, combine_kinds
 from spikestack.ir.run import METRICS, Counts
 
 BLOCK_ELEMENTS = 1 << 24  # values per op held for one block of run-ahead steps (64 MiB float32)
@@ -67,12 +67,12 @@ class Executor:
         self.kernels = {op.name: arithmetic.kernel(op) for op in self.ops}
         ahead: set[str] = set()
         for op in self.ops:  # Program order: forward sources come first
-            if op.kind == "Input" or (not op.is_neuron and op.kind != "Delay" and op.sources
+            if op.primitive.is_input or (not op.primitive.stateful and op.sources
                                       and all(s.delay == 0 and s.name in ahead for s in op.sources)):
                 ahead.add(op.name)
         self.ahead = [op for op in self.ops if op.name in ahead]
         self.stepped = [op for op in self.ops if op.name not in ahead]
-        self.late = [op for op in self.stepped if arithmetic.delay_synapses and op.kind in WEIGHTED_KINDS]
+        self.late = [op for op in self.stepped if arithmetic.delay_synapses and op.primitive.is_synapse]
         self.late_names = {op.name for op in self.late}
         self.delayed = set() if arithmetic.delay_synapses else {s.name for op in self.ops for s in op.sources if s.delay}
         if arithmetic.delay_synapses:
@@ -80,7 +80,7 @@ class Executor:
         # ops with one input read in the same step: their input block is that source's output block
         self.single_source = {op.name: op.sources[0].name for op in self.stepped if len(op.sources) == 1
                               and (op.sources[0].delay == 0 or arithmetic.delay_synapses)}
-        self.kinds = output_kinds(program, input_kinds, arithmetic.pools_count)
+        self.kinds = program.event_kinds(input_kinds, arithmetic.pools_count)
         self.counters = {op.name: OpCounter(op) for op in self.ops} if count else {}
 
     def _check_loops(self, ahead: set[str]) -> None:
@@ -96,7 +96,7 @@ class Executor:
 
     def _idle(self, op: Op, batch: int) -> torch.Tensor:
         """What op emits before the first step: its response to no input; zero for state."""
-        if op.is_neuron or op.kind in ("Delay", "Input"):
+        if op.primitive.stateful or op.primitive.is_input:
             return torch.zeros((batch, *op.out_shape), dtype=self.ar.dtype)
         idle = self.kernels[op.name](torch.zeros((1, *op.in_shape), dtype=self.ar.dtype))
         return idle.expand(batch, *op.out_shape).clone()
@@ -110,7 +110,7 @@ class Executor:
         held = {op.name: self._idle(op, batch) for op in self.late}  # Loihi: output due next step
         # Loihi, synapse ops that run ahead: the input of the step before the block (none at first)
         last_in = {op.name: torch.zeros((batch, *op.in_shape), dtype=self.ar.dtype)
-                   for op in self.ahead if self.ar.delay_synapses and op.kind in WEIGHTED_KINDS}
+                   for op in self.ahead if self.ar.delay_synapses and op.primitive.is_synapse}
         previous = {name: self._idle(self.program.op(name), batch) for name in self.delayed}
         values: dict[str, torch.Tensor] = {}
         width = max(int(np.prod(op.out_shape)) for op in self.ops)
@@ -157,7 +157,7 @@ class Executor:
         ahead: dict[str, torch.Tensor] = {}
         for op in self.ahead:
             x = None
-            if op.kind == "Input":
+            if op.primitive.is_input:
                 y = self.ar.to_tensor(data[op.name][t0:t1])
             else:
                 x = _fan_in([ahead[s.name] for s in op.sources])
@@ -171,7 +171,7 @@ class Executor:
 
     def _observe(self, op: Op, t0: int, x, y: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
         """Store what steps t0.. of op produced, each (steps, B, ...): outputs, recordings, counts."""
-        if op.kind == "Output":
+        if op.primitive.is_output:
             _store(self.outputs, op.name, self.steps, t0, y)
         for key, value in state.items():
             _store(self.recordings[op.name], key, self.steps, t0, value)

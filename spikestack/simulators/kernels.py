@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from spikestack.errors import UnsupportedError
+from spikestack.ir.primitives import ConvSynapse, DenseSynapse, ElementwiseSynapse, Role
 from spikestack.ir.program import Op
-from spikestack.ir.shapes import conv_padding
 
 Kernel = Callable[[torch.Tensor], torch.Tensor]
 PARALLEL_MIN_MACS = 1 << 22  # below this a product runs on one thread (see the module docstring)
@@ -66,24 +66,11 @@ def cast(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.from_numpy(x.numpy().astype(NUMPY_DTYPES[dtype]))
 
 
-def pair(value, n: int) -> tuple[int, ...]:
-    arr = np.atleast_1d(np.asarray(value)).astype(int).ravel()
-    return tuple(int(arr[0]) for _ in range(n)) if arr.size == 1 else tuple(int(a) for a in arr[:n])
-
-
 def conv_geometry(op: Op) -> dict:
-    """stride, padding, dilation, groups of a Conv1d/Conv2d op, or of a pool seen as a
-    depthwise convolution, in the keyword form torch's convolutions take."""
-    node = op.params
-    if op.kind in ("Conv1d", "Conv2d"):
-        ndim = np.ndim(node.weight) - 2
-        return dict(stride=pair(node.stride, ndim), padding=conv_padding(node, op.in_shape[1:]),
-                    dilation=pair(node.dilation, ndim), groups=int(node.groups))
-    return dict(stride=pair(node.stride, 2), padding=pair(node.padding, 2), dilation=(1, 1), groups=op.in_shape[0])
-
-
-def pool_kernel_size(op: Op) -> tuple[int, int]:
-    return pair(op.params.kernel_size, 2)
+    """stride, padding, dilation, groups of a sliding-window op (`ConvSynapse`: a convolution, or
+    a pool seen as a depthwise convolution), in the keyword form torch's convolutions take."""
+    syn: ConvSynapse = op.synapse
+    return dict(stride=syn.stride, padding=syn.padding, dilation=syn.dilation, groups=syn.groups)
 
 
 def convolve(x: torch.Tensor, weight: torch.Tensor, geometry: dict, parallel: Parallel,
@@ -120,9 +107,9 @@ def _tensor(value, dtype, shape=None) -> torch.Tensor:
 
 
 def _affine(op: Op, dtype, parallel: Parallel) -> Kernel:
-    weight_t = _tensor(op.params.weight, dtype).T.contiguous()
-    bias = getattr(op.params, "bias", None)
-    bias = _tensor(bias, dtype) if bias is not None and np.any(np.asarray(bias) != 0) else None
+    syn: DenseSynapse = op.synapse
+    weight_t = _tensor(syn.weight, dtype).T.contiguous()
+    bias = _tensor(syn.bias, dtype) if syn.bias is not None and np.any(syn.bias != 0) else None
     n_in = op.in_shape[-1]
 
     def run(x: torch.Tensor) -> torch.Tensor:
@@ -134,27 +121,19 @@ def _affine(op: Op, dtype, parallel: Parallel) -> Kernel:
     return run
 
 
-def _conv(op: Op, dtype, parallel: Parallel) -> Kernel:
-    weight = _tensor(op.params.weight, dtype)
-    bias = getattr(op.params, "bias", None)
-    bias = _tensor(bias, dtype, (weight.shape[0],)) if bias is not None else None
+def _window(op: Op, dtype, parallel: Parallel) -> Kernel:
+    syn: ConvSynapse = op.synapse
+    weight = _tensor(syn.weight, dtype)
+    bias = _tensor(syn.bias, dtype, (weight.shape[0],)) if syn.bias is not None else None
     geometry = conv_geometry(op)
-    return lambda x: convolve(x, weight, geometry, parallel, bias)
-
-
-def _pool(op: Op, dtype, parallel: Parallel) -> Kernel:
-    # A sum pool is a depthwise convolution with a kernel of ones: exact, unlike avg * k^2.
-    kernel = pool_kernel_size(op)
-    ones = torch.ones((op.in_shape[0], 1, *kernel), dtype=dtype)
-    geometry = conv_geometry(op)
-    area = float(np.prod(kernel))
-    if op.kind == "SumPool2d":
-        return lambda x: convolve(x, ones, geometry, parallel)
-    return lambda x: convolve(x, ones, geometry, parallel) / area  # AvgPool2d counts the padding, as torch
+    if syn.divisor == 1.0:
+        return lambda x: convolve(x, weight, geometry, parallel, bias)
+    # An average pool sums exactly (a kernel of ones), then divides, counting the padding, as torch.
+    return lambda x: convolve(x, weight, geometry, parallel, bias) / syn.divisor
 
 
 def _scale(op: Op, dtype, parallel: Parallel) -> Kernel:
-    scale = _tensor(op.params.scale, dtype, op.in_shape)
+    scale = _tensor(op.synapse.weight, dtype, op.in_shape)
     return lambda x: x * scale
 
 
@@ -167,7 +146,7 @@ def identity(op: Op) -> Kernel:
     return lambda x: x
 
 
-def flatten(op: Op) -> Kernel:
+def reshape(op: Op) -> Kernel:
     # Flatten merges adjacent dimensions, so in C order it is a reshape.
     return lambda x: x.reshape(x.shape[0], *op.out_shape)
 
@@ -180,7 +159,7 @@ class DelayKernel:
     """
 
     def __init__(self, op: Op):
-        self.steps = torch.as_tensor(np.broadcast_to(np.asarray(op.params), op.out_shape).copy()).reshape(-1)
+        self.steps = torch.as_tensor(np.broadcast_to(op.params.steps, op.out_shape).copy()).reshape(-1)
         self.depth = int(self.steps.max()) + 1 if self.steps.numel() else 1
         self.buffer: torch.Tensor | None = None
         self.t = 0
@@ -196,19 +175,28 @@ class DelayKernel:
         return out.reshape(x.shape)
 
 
-FLOAT_KERNELS: dict[str, Callable[[Op, torch.dtype, Parallel], Kernel]] = {
-    "Affine": _affine, "Linear": _affine, "Conv1d": _conv, "Conv2d": _conv, "SumPool2d": _pool,
-    "AvgPool2d": _pool, "Scale": _scale, "Threshold": _threshold,
+SYNAPSE_KERNELS: dict[type, Callable[[Op, torch.dtype, Parallel], Kernel]] = {
+    DenseSynapse: _affine, ConvSynapse: _window, ElementwiseSynapse: _scale,
 }
-SHARED_KERNELS: dict[str, Callable[[Op], Kernel]] = {
-    "Input": identity, "Output": identity, "Flatten": flatten, "Delay": DelayKernel,
+# Ops whose kernel is the same in both arithmetics: they move values, they do not compute them.
+SHARED_KERNELS: dict[Role, Callable[[Op], Kernel]] = {
+    Role.INPUT: identity, Role.OUTPUT: identity, Role.RESHAPE: reshape, Role.DELAY: DelayKernel,
 }
+
+
+def shared_kernel(op: Op) -> Kernel | None:
+    """The kernel of an op that moves values (input, output, reshape, delay); None for others."""
+    make = SHARED_KERNELS.get(op.primitive.role)
+    return make(op) if make is not None else None
 
 
 def float_kernel(op: Op, dtype: torch.dtype, parallel: Parallel) -> Kernel:
     """The float kernel of a non-neuron op; raises UnsupportedError naming the node otherwise."""
-    if op.kind in SHARED_KERNELS:
-        return SHARED_KERNELS[op.kind](op)
-    if op.kind not in FLOAT_KERNELS:
+    shared = shared_kernel(op)
+    if shared is not None:
+        return shared
+    if op.primitive.role is Role.THRESHOLD:
+        return _threshold(op, dtype, parallel)
+    if type(op.synapse) not in SYNAPSE_KERNELS:
         raise UnsupportedError(f"the simulator has no kernel for '{op.kind}'", node=op.name)
-    return FLOAT_KERNELS[op.kind](op, dtype, parallel)
+    return SYNAPSE_KERNELS[type(op.synapse)](op, dtype, parallel)

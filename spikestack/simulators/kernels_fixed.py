@@ -22,10 +22,11 @@ import torch
 
 from spikestack.errors import UnsupportedError
 from spikestack.ir import fixed
+from spikestack.ir.primitives import ConvSynapse, DenseSynapse, ElementwiseSynapse, Role
 from spikestack.ir.program import Op
 from spikestack.ir.quantise import QuantisedProgram, SynapseInts
-from spikestack.simulators.kernels import (SHARED_KERNELS, Kernel, Parallel, cast, conv_geometry, convolve,
-                                           matmul_by_activity)
+from spikestack.simulators.kernels import (Kernel, Parallel, cast, conv_geometry, convolve, matmul_by_activity,
+                                           shared_kernel)
 
 EXACT_FLOAT = ((torch.float32, 2**24), (torch.float64, 2**53))
 SPLIT_BITS = 26  # |low half| < 2^26 and row sums of |weights| < 2^27 keep float64 exact
@@ -122,19 +123,19 @@ def _conv(op: Op, q: SynapseInts, parallel: Parallel) -> Kernel:
     return run
 
 
-FIXED_KERNELS: dict[str, Callable[[Op, SynapseInts, Parallel], Kernel]] = {
-    "Affine": _dense, "Linear": _dense, "Scale": _scale, "Conv1d": _conv, "Conv2d": _conv,
-    "SumPool2d": _conv, "AvgPool2d": _conv,
+FIXED_KERNELS: dict[type, Callable[[Op, SynapseInts, Parallel], Kernel]] = {
+    DenseSynapse: _dense, ElementwiseSynapse: _scale, ConvSynapse: _conv,
 }
 
 
 def fixed_kernel(op: Op, qprog: QuantisedProgram, parallel: Parallel) -> Kernel:
     """The Loihi kernel of a non-neuron op; raises UnsupportedError naming the node otherwise."""
-    if op.kind in SHARED_KERNELS:
-        return SHARED_KERNELS[op.kind](op)
-    if op.kind == "Threshold":
+    shared = shared_kernel(op)
+    if shared is not None:
+        return shared
+    if op.primitive.role is Role.THRESHOLD:
         threshold = torch.from_numpy(np.broadcast_to(qprog.thresholds[op.name], op.in_shape).copy())
         return lambda x: (x > threshold).to(torch.int64)
-    if op.kind not in FIXED_KERNELS:
+    if type(op.synapse) not in FIXED_KERNELS:
         raise UnsupportedError(f"loihi mode has no kernel for '{op.kind}'", node=op.name)
-    return FIXED_KERNELS[op.kind](op, qprog.synapses[op.name], parallel)
+    return FIXED_KERNELS[type(op.synapse)](op, qprog.synapses[op.name], parallel)

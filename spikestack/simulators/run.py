@@ -18,6 +18,7 @@ import torch
 
 from spikestack.errors import DataError, OptionsError
 from spikestack.ir.counts import infer_kind
+from spikestack.ir.primitives import DelaySteps
 from spikestack.ir.program import Program
 from spikestack.ir.quantise import QuantisedProgram, quantise_program
 from spikestack.ir.run import METRICS, Run
@@ -74,7 +75,7 @@ def _check_memory(program: Program, steps: int, batch: int, record: tuple[str, .
     for op in program.ops:
         n = element_count(op.out_shape)
         series = (op.name in program.outputs) + (3 if op.is_neuron else 1) * (op.name in record)
-        depth = int(np.max(op.params, initial=0)) + 1 if op.kind == "Delay" else 4
+        depth = int(np.max(op.params.steps, initial=0)) + 1 if isinstance(op.params, DelaySteps) else 4
         total += 8 * (steps * batch * (n * series + len(METRICS) * count) + batch * n * depth)
     check_allocation(f"simulating {steps:,} steps x {batch:,} samples (outputs, recordings, counts and state)", total)
 

@@ -1,14 +1,23 @@
 """Dataset-scale sweeps on Dask: accuracy, energy and latency per inference for every combination of
 time steps, arithmetic and chip (`spikestack sweep`, docs/sweep.md).
 
-The CLI's half (`add_sweep_arguments`, `run_sweep_command`) is imported at once and is light; the
-rest loads torch and every stage, so it is imported on first use (PEP 562), keeping `spikestack
---help` and the other commands fast.
+`plan` checks a request and cuts it into tasks, `task` runs one chunk on a worker (the chain itself
+is the pipeline job `spikestack.pipeline.evaluate_chunk`), `schedule` sends the tasks to Dask or runs
+them here, `report` reduces and writes the table, and `job` is `sweep` itself, driving them all.
+
+The defaults live here, in a module that imports nothing, so the CLI (`spikestack.cli.sweep`) can
+build its parser without loading torch; everything else loads the stages and is imported on first
+use (PEP 562).
 """
 
 from importlib import import_module
 
-from spikestack.sweep.command import add_sweep_arguments, run_sweep_command
+MODES = ("float", "loihi")
+DEFAULT_STEPS = (8, 16, 32)
+DEFAULT_CHIPS = ("loihi",)
+DEFAULT_CHUNK_SIZE = 500  # 20 tasks per configuration on a 10 000-sample test set; ~50 MB of spikes at T=32
+CALIBRATION_SAMPLES = 128
+CONNECT_TIMEOUT_S = 10.0
 
 _LAZY = {"sweep": "job", "SweepResult": "report", "pareto_front": "report", "SweepPlan": "plan",
          "plan_sweep": "plan", "ChunkTask": "task", "ChunkResult": "task", "run_chunk": "task"}
@@ -20,4 +29,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'spikestack.sweep' has no attribute {name!r}")
 
 
-__all__ = ["add_sweep_arguments", "run_sweep_command", *_LAZY]
+__all__ = ["CALIBRATION_SAMPLES", "CONNECT_TIMEOUT_S", "DEFAULT_CHIPS", "DEFAULT_CHUNK_SIZE", "DEFAULT_STEPS", "MODES",
+           *_LAZY]

@@ -14,8 +14,8 @@ from typing import Callable, Sequence
 
 from spikestack.outputs import check_outputs
 from spikestack.pipeline.stages import dataset_directory
-from spikestack.sweep.command import (CALIBRATION_SAMPLES, CONNECT_TIMEOUT_S, DEFAULT_CHIPS, DEFAULT_CHUNK_SIZE,
-                                      DEFAULT_STEPS, MODES)
+from spikestack.sweep import (CALIBRATION_SAMPLES, CONNECT_TIMEOUT_S, DEFAULT_CHIPS, DEFAULT_CHUNK_SIZE, DEFAULT_STEPS,
+                              MODES)
 from spikestack.sweep.plan import check_scheduler, plan_sweep
 from spikestack.sweep.report import SWEEP_FILES, SweepResult, reduce_results, write_outputs
 from spikestack.sweep.schedule import default_workers, open_client, run_tasks

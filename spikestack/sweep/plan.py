@@ -26,9 +26,9 @@ from spikestack.errors import ChipError, DataError, OptionsError
 from spikestack.frontend.train import torch_threads
 from spikestack.ir.quantise import headroom_from_run
 from spikestack.simulators import simulate
-from spikestack.sweep.command import MODES
-from spikestack.sweep.task import (ChunkTask, Source, cached_program, cached_quantised, dataset_split, encode_samples,
-                                   input_shape)
+from spikestack.pipeline.evaluation import encode_samples
+from spikestack.sweep import MODES
+from spikestack.sweep.task import ChunkTask, Source, cached_program, cached_quantised, dataset_split
 
 _ADDRESS = re.compile(r"^([a-z]+://\S+|[^\s/]+:\d+)$")  # tcp://host:8786, tls://[::1]:8786, host:8786
 
@@ -104,7 +104,7 @@ def calibrate(source: Source, steps: int, samples: int) -> tuple[tuple[str, int]
     """Headroom bits per spiking neuron op from a float run on the calibration set."""
     program = cached_program(source)
     x, _ = dataset_split(source.dataset, "train")
-    spikes = encode_samples(x[:samples], steps, source.seed, "train", 0, input_shape(program))
+    spikes = encode_samples(program, x[:samples], steps, source.seed, 0, split="train")
     record = tuple(op.name for op in program.neuron_ops if op.params.spiking)
     with torch_threads(1):
         run = simulate(program, spikes, mode="float", record=record, count=False)
@@ -137,7 +137,7 @@ def plan_sweep(graph_path: str | os.PathLike, dataset: str, steps, modes, chips,
         dt_source = "given"
     source = Source(graph, source.options, source.dataset, specs, dt_seconds, seed)
     x, _ = dataset_split(source.dataset, "test")  # DataError for a missing or malformed dataset
-    encode_samples(x[:1], 1, seed, "test", 0, input_shape(program))  # samples fit the input?
+    encode_samples(program, x[:1], 1, seed, 0)  # samples fit the input?
     n = min(len(x), limit or len(x))
     chunks = tuple((start, min(start + chunk_size, n)) for start in range(0, n, chunk_size))
     configs = tuple(Config(t, m, calibrate(source, t, calibration_samples) if m == "loihi" else ())

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from spikestack.energy.report import si
+from spikestack.report import si
 from spikestack.outputs import ensure_directory, write_atomically, write_text
 from spikestack.sweep.plan import SweepPlan
 from spikestack.sweep.task import ChunkResult
@@ -59,7 +59,7 @@ def _mean(parts: list[Fraction | None], n: int) -> float | None:
 def reduce_results(plan: SweepPlan, results: list[ChunkResult]) -> SweepResult:
     rows, configurations = [], []
     for index, config in enumerate(plan.configs):
-        mine = sorted((r for r in results if r.config == index), key=lambda r: r.chunk)
+        mine = [r.evaluation for r in sorted((r for r in results if r.config == index), key=lambda r: r.chunk)]
         n = sum(r.samples for r in mine)
         if len(mine) != len(plan.chunks) or n != plan.samples:  # a lost chunk must never shrink the table
             raise RuntimeError(f"configuration {index}: {len(mine)} of {len(plan.chunks)} chunks came back")

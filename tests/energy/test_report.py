@@ -1,5 +1,6 @@
-"""Reports: energy.json and energy.md per chip (fits or violations, energy, latency, per layer, which
-constants dominate, unknowns) and the PNG plots; `energy_report` as the CLI calls it."""
+"""Energy reports: energy.json and energy.md per chip (fits or violations, energy, latency, per layer,
+which constants dominate, unknowns) and the PNG plots, rendered by `report.energy`; the pipeline's
+`energy_report` on profiles loaded and placed once, as the CLI calls it."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import nir
 import numpy as np
 import pytest
 
-from spikestack.energy import energy_report, estimate, load_profile, map_to_cores, write_report
-from spikestack.energy.report import si
+from spikestack.energy import estimate, load_profile, map_to_cores
 from spikestack.errors import OptionsError
 from spikestack.ir import METRICS, Counts, LoweringOptions, Run, build_graph, lower_graph
 from spikestack.ir.validate import validate_graph
+from spikestack.pipeline.stages import energy_report, load_profiles, place_on_chips
+from spikestack.report.energy import si, write_energy_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -43,19 +45,25 @@ def counts() -> Counts:
                    for n, v in table.items()})
 
 
+def report_on(prog, run: Run, chips: list[str], out_dir) -> dict:
+    """The pipeline's steps in order: profiles loaded once, placed once, then estimated and written."""
+    profiles = load_profiles(chips)
+    return energy_report(prog, run, profiles, place_on_chips(prog, profiles), out_dir)
+
+
 def test_si_prefixes():
     assert si(1.7051829e-07, "J") == "171 nJ"
     assert si(23.6e-12, "J", lower_bound=True) == "≥ 23.6 pJ"
     assert si(None, "s") == "unknown" and si(0.0, "J") == "0 J" and si(2e-3, "s") == "2 ms"
 
 
-def test_write_report_files(tmp_path):
+def test_write_energy_report_files(tmp_path):
     prog, count = program(), counts()
     loihi = load_profile("loihi")
     budgets = {"loihi": estimate(count, map_to_cores(prog, loihi), loihi),
                "tiny-chip": ["layer 'lif1': 3 > neurons_per_core=2 with 1 core(s)"]}
     spikes = {"lif1": np.zeros((2, 1, 3)), "lif2": np.ones((2, 1, 2))}
-    report = write_report(budgets, tmp_path, count, spikes=spikes)
+    report = write_energy_report(budgets, tmp_path, count, spikes=spikes)
     data = json.loads((tmp_path / "energy.json").read_text())
     assert data == json.loads(json.dumps(report))
     assert data["chips"]["tiny-chip"] == {"fits": False, "violations": budgets["tiny-chip"]}
@@ -75,7 +83,7 @@ def test_write_report_files(tmp_path):
 def test_energy_report_for_the_cli(tmp_path):
     prog = program()
     run = Run(outputs={"output": np.zeros((2, 1, 2))}, counts=counts())
-    report = energy_report(prog, run, ["loihi", "speck", "xylo-audio2", "ann-45nm-fp32"], tmp_path)
+    report = report_on(prog, run, ["loihi", "speck", "xylo-audio2", "ann-45nm-fp32"], tmp_path)
     assert report["dt_seconds"] == 1e-3 and report["steps"] == 2  # dt of the lowering options, in seconds
     chips = report["chips"]
     assert chips["speck"]["fits"] and chips["speck"]["energy_j"] is None
@@ -89,11 +97,11 @@ def test_energy_report_for_the_cli(tmp_path):
 def test_energy_report_lists_violations_of_a_chip_that_cannot_hold_it(tmp_path):
     prog = program(n_in=300)  # 300 presynaptic neurons; a TrueNorth core has 256 axons
     run = Run(outputs={}, counts=counts())
-    report = energy_report(prog, run, ["truenorth"], tmp_path)
+    report = report_on(prog, run, ["truenorth"], tmp_path)
     assert report["chips"]["truenorth"] == {"fits": False, "violations": [
         "layer 'lif1': a single neuron exceeds a core (300 > input_axons_per_core=256)"]}
 
 
 def test_energy_report_needs_counts(tmp_path):
     with pytest.raises(OptionsError, match="count=True"):
-        energy_report(program(), Run(outputs={}), ["loihi"], tmp_path)
+        report_on(program(), Run(outputs={}), ["loihi"], tmp_path)

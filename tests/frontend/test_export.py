@@ -48,8 +48,7 @@ def small_model() -> SpikingSequential:
 
 def test_graph_structure_fields_and_metadata(tmp_path):
     model = small_model()
-    options = model_options(model)
-    graph = load_graph(export_nir(model, tmp_path / "m.nir", options, "noise_t1", (4,)))
+    graph = load_graph(export_nir(model, tmp_path / "m.nir", "noise_t1", (4,)))
     assert [graph.type_of(n) for n in graph.order] == ["Input", "Affine", "IF", "Linear", "IF", "Output"]
     affine, if1, linear, if2 = (graph.nodes[n] for n in graph.order[1:5])
     np.testing.assert_array_equal(affine.weight, model[0].weight.detach().numpy())
@@ -70,7 +69,7 @@ def test_graph_structure_fields_and_metadata(tmp_path):
 def test_lif_tau_is_written_in_the_unit_of_dt(tmp_path):
     tau = np.array([5.0, 10.0, 20.0])
     model = SpikingSequential(nn.Linear(2, 3), LIFNeurons(3, tau=tau, r=2.0, v_leak=0.5, dt=0.5))
-    graph = load_graph(export_nir(model, tmp_path / "lif.nir", model_options(model), "bptt", (2,)))
+    graph = load_graph(export_nir(model, tmp_path / "lif.nir", "bptt", (2,)))
     lif = graph.nodes[graph.order[2]]
     np.testing.assert_array_equal(lif.tau, tau)
     np.testing.assert_array_equal(lif.r, [2.0] * 3)
@@ -113,21 +112,18 @@ def test_trained_digits_model_predicts_the_same_after_export(tmp_path):
 
 def test_export_rejects_what_it_cannot_describe(tmp_path):
     model = small_model()
-    options = model_options(model)
-    with pytest.raises(OptionsError, match="initial_potential"):
-        export_nir(model, tmp_path / "a.nir", LoweringOptions(dt=1.0, reset="subtract"), "noise_t1", (4,))
     with pytest.raises(OptionsError):
-        export_nir(model, tmp_path / "b.nir", options, "", (4,))
+        export_nir(model, tmp_path / "b.nir", "", (4,))
     with pytest.raises(OptionsError):
-        export_nir(model, tmp_path / "c.nir", options, "noise_t1", (0,))
+        export_nir(model, tmp_path / "c.nir", "noise_t1", (0,))
     with pytest.raises(OptionsError, match="Linear cannot take input of shape"):
-        export_nir(model, tmp_path / "c.nir", options, "noise_t1", (5,))
+        export_nir(model, tmp_path / "c.nir", "noise_t1", (5,))
     relu = SpikingSequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2), IFNeurons(2))
     with pytest.raises(UnsupportedError, match="ReLU"):
-        export_nir(relu, tmp_path / "d.nir", model_options(relu), "x", (4,))
+        export_nir(relu, tmp_path / "d.nir", "x", (4,))
     lp2 = SpikingSequential(nn.Conv2d(1, 2, 3), IFNeurons((2, 6, 6)), nn.LPPool2d(2, 2), nn.Flatten(), nn.Linear(18, 2), IFNeurons(2))
     with pytest.raises(UnsupportedError, match="norm_type"):
-        export_nir(lp2, tmp_path / "e.nir", model_options(lp2), "x", (1, 8, 8))
+        export_nir(lp2, tmp_path / "e.nir", "x", (1, 8, 8))
     mixed = SpikingSequential(nn.Linear(4, 3), IFNeurons(3), nn.Linear(3, 2), IFNeurons(2, initial_potential=0.5))
     with pytest.raises(OptionsError, match="disagree"):
         model_options(mixed)

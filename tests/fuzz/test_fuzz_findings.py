@@ -125,6 +125,19 @@ def test_run_refuses_a_delay_of_more_steps_than_a_float_holds(tmp_path, capsys):
                      "node 'd' field 'delay': 1e+308 / dt = 0.001 is too many steps", capsys)
 
 
+def test_run_refuses_a_threshold_too_large_to_hold(tmp_path, capsys):
+    """A one-element Threshold level on an input of 2^40 x 2^40 elements: found by the structure fuzz
+    once the level was broadcast in lowering; its size is checked before it is made."""
+    big = np.array([2**40, 2**40])
+    nodes = {"input": {"type": "Input", "shape": big}, "t": {"type": "Threshold", "threshold": np.array([0.5])},
+             "output": {"type": "Output", "shape": big}}
+    path, x = tmp_path / "threshold.nir", tmp_path / "x.npy"
+    write_tree(path, graph_tree(nodes, [("input", "t"), ("t", "output")]))
+    np.save(x, np.ones((3, 1, 1, 1), np.float32))
+    _one_line_exit_2(["run", str(path), "--input", str(x), "--out", str(tmp_path / "out.npz"), "--dt", "1e-3"], path,
+                     "node 't' (Threshold of shape (1099511627776, 1099511627776)) coefficients", capsys)
+
+
 def test_the_unbroken_net_runs(tmp_path, capsys):
     """The base of every case above is valid: each refusal is the one change's doing."""
     path, x = tmp_path / "net.nir", tmp_path / "x.npy"

@@ -91,7 +91,7 @@ def round_trips(tmp_path_factory, peer_reference):
     cases = {"trained": (root / "trained.nir", digit_spikes.astype(np.float32)),
              "recurrent": (root / "recurrent.nir", (rng.random((T, B, 16)) < 0.2).astype(np.float32))}
     model = trained_model(digits)
-    export_nir(model, cases["trained"][0], model_options(model), "test", (1, 8, 8))
+    export_nir(model, cases["trained"][0], "test", (1, 8, 8))
     recurrent_file(cases["recurrent"][0])
     for kind in NORSE_KINDS:
         nir_file, x, _ = load_reference(peer_reference("norse"), kind)
@@ -204,7 +204,7 @@ def test_what_norse_cannot_express_is_refused_in_one_line(case, tmp_path, capsys
         build(graph)
     else:
         model = build()
-        export_nir(model, graph, model_options(model), "test", (1, 8, 8) if isinstance(model[0], nn.Conv2d) else (8,))
+        export_nir(model, graph, "test", (1, 8, 8) if isinstance(model[0], nn.Conv2d) else (8,))
     capsys.readouterr()
     out = tmp_path / "norse.nir"
     assert main(["export", str(graph), "--for", "norse", "--out", str(out)]) == 2

@@ -40,9 +40,9 @@ def _cuba(n, **options) -> torch.nn.Module:
 
 
 def _export(model, path, input_shape) -> None:
-    from spikestack.frontend.export import export_nir, model_options
+    from spikestack.frontend.export import export_nir
 
-    export_nir(model, path, model_options(model), "test", input_shape)
+    export_nir(model, path, "test", input_shape)
 
 
 @pytest.fixture(scope="module")

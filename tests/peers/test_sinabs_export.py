@@ -44,7 +44,7 @@ def _spikes(images: np.ndarray, steps: int, rng) -> np.ndarray:
 def _export(model, path, shape) -> str:
     from spikestack.frontend.export import export_nir, model_options
 
-    export_nir(model, path, model_options(model), "test", shape)
+    export_nir(model, path, "test", shape)
     return str(path)
 
 

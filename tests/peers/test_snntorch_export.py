@@ -115,7 +115,7 @@ def test_round_trip_through_snntorchs_importer(tmp_path):
     for index, name in enumerate(MODELS):
         model = _trained(name, seed=160 + index)
         model_file = tmp_path / f"{name}.nir"
-        export_nir(model, model_file, model_options(model), "test_snntorch_export", MODELS[name][1])
+        export_nir(model, model_file, "test_snntorch_export", MODELS[name][1])
         cases.append((name, model_file, _digits_as_spikes(name, 1600 + index), ()))
     cases.append(("leaky_zero_preset", cases[0][1], cases[0][2], ("--preset", "snntorch", "--reset", "zero")))
     recurrent = tmp_path / "recurrent.nir"
@@ -170,7 +170,7 @@ def test_refuses_what_snntorch_cannot_express(case, tmp_path, capsys):
     model = build()
     model_file = tmp_path / "model.nir"
     shape = (1, 8, 8) if isinstance(model[0], nn.Conv2d) else (64,)
-    export_nir(model, model_file, model_options(model), "test_snntorch_export", shape)
+    export_nir(model, model_file, "test_snntorch_export", shape)
     capsys.readouterr()
     out = tmp_path / "f.nir"
     assert main(["export", str(model_file), "--for", "snntorch", "--out", str(out), *options]) == 2

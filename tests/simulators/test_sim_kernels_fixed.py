@@ -31,7 +31,7 @@ def test_dense_equals_lava_arithmetic(seed, exp, high):
     w = rng.integers(-300, 300, (5, 7))
     x = rng.integers(0, high + 1, (4, 7)) * (rng.random((4, 7)) < 0.5)
     op = _op(nir.Linear(weight=w.astype(float)), [7])
-    got = FIXED_KERNELS["Linear"](op, SynapseInts(w, exp, None), Parallel(1))(torch.as_tensor(x)).numpy()
+    got = FIXED_KERNELS[type(op.synapse)](op, SynapseInts(w, exp, None), Parallel(1))(torch.as_tensor(x)).numpy()
     np.testing.assert_array_equal(got, fixed.dense_fixed(w, x, exp, num_message_bits=24))
     if high == 1:  # spikes: Lava's binary path gives the same
         np.testing.assert_array_equal(got, fixed.dense_fixed(w, x, exp))
@@ -59,7 +59,7 @@ def test_conv_equals_integer_convolution_wrapped_to_24_bits(seed, high, stride, 
     x = rng.integers(0, high + 1, (2, 2, 5, 5))
     op = _op(nir.Conv2d(input_shape=(5, 5), weight=w.astype(float), stride=stride, padding=pad, dilation=1, groups=1,
                         bias=np.zeros(3)), [2, 5, 5])
-    got = FIXED_KERNELS["Conv2d"](op, SynapseInts(w, 0, None), Parallel(1))(torch.as_tensor(x)).numpy()
+    got = FIXED_KERNELS[type(op.synapse)](op, SynapseInts(w, 0, None), Parallel(1))(torch.as_tensor(x)).numpy()
     expected = np.array([int(fixed.conv_output_fixed(int(a))) for a in _conv_loops(x, w, stride, pad).ravel()])
     np.testing.assert_array_equal(got.ravel(), expected)
 
@@ -67,12 +67,12 @@ def test_conv_equals_integer_convolution_wrapped_to_24_bits(seed, high, stride, 
 def test_bias_and_scale():
     op = _op(nir.Scale(scale=np.array([2.0, -1.0, 0.5])), [3])
     x = torch.as_tensor(np.array([[3, 4, 5]]))
-    scale = FIXED_KERNELS["Scale"](op, SynapseInts(np.array([4, -2, 1]), -2, None), Parallel(1))
+    scale = FIXED_KERNELS[type(op.synapse)](op, SynapseInts(np.array([4, -2, 1]), -2, None), Parallel(1))
     # Lava's Dense drops the LSB of mixed-sign weights (1 -> 0); (12, -8, 0) >> 2 = (3, -2, 0)
     np.testing.assert_array_equal(scale(x).numpy(), [[3, -2, 0]])
     np.testing.assert_array_equal(scale(torch.tensor([[3, 5, 5]])).numpy(), [[3, -3, 0]])  # -10 >> 2: floor
     op = _op(nir.Affine(weight=np.ones((2, 3)), bias=np.ones(2)), [3])
-    got = FIXED_KERNELS["Affine"](op, SynapseInts(np.array([[2, 4, 6], [8, 10, 12]]), 1, np.array([5, -5])), Parallel(1))(x)
+    got = FIXED_KERNELS[type(op.synapse)](op, SynapseInts(np.array([[2, 4, 6], [8, 10, 12]]), 1, np.array([5, -5])), Parallel(1))(x)
     np.testing.assert_array_equal(got.numpy(), [[(6 + 16 + 30) * 2 + 5, (24 + 40 + 60) * 2 - 5]])
 
 
@@ -83,5 +83,5 @@ def test_dense_event_driven_path():
     x = np.zeros((3, 40), dtype=np.int64)
     x[0, 5], x[2, 17] = 1, 3  # 2 of 40 rows active: below the gather threshold
     op = _op(nir.Linear(weight=w.astype(float)), [40])
-    got = FIXED_KERNELS["Linear"](op, SynapseInts(w, -2, None), Parallel(1))(torch.as_tensor(x)).numpy()
+    got = FIXED_KERNELS[type(op.synapse)](op, SynapseInts(w, -2, None), Parallel(1))(torch.as_tensor(x)).numpy()
     np.testing.assert_array_equal(got, fixed.dense_fixed(w, x, -2, num_message_bits=24))

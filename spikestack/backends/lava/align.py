@@ -16,8 +16,8 @@ step at the node:
   one step anyway, as Lava needs a connection process between two neurons.
 
 Identity weights are exact in float (one product x * 1.0 per output), so aligned runs keep the
-spike-for-spike equality with the simulator. Fixed mode keeps Lava's own timing, which the
-simulator's loihi mode reproduces, misaligned paths included, and inserts nothing. A back edge
+spike-for-spike equality with the simulator. Loihi mode (fixed_pt) keeps Lava's own timing, which
+the simulator's loihi mode reproduces, misaligned paths included, and inserts nothing. A back edge
 cannot be aligned this way (delaying the node's other inputs delays the loop too); lower.py checks it.
 """
 
@@ -28,7 +28,7 @@ import dataclasses
 import numpy as np
 
 from spikestack.backends.lava.plan import LavaNode, View
-from spikestack.backends.lava.synapses import GRADED_BITS, SYNAPSES
+from spikestack.backends.lava.synapses import GRADED_BITS
 from spikestack.errors import UnsupportedError
 from spikestack.ir.program import Op, Program
 
@@ -40,9 +40,8 @@ DELAYABLE = {"dense": "delay_dense", "sparse": "delay_sparse", "delay_dense": "d
 class Aligner:
     """Adds the delays (in place, to the lowering's `nodes` and `views`) and keeps a record of them."""
 
-    def __init__(self, program: Program, nodes: dict[str, LavaNode], views: dict[str, View],
-                 consumers: dict[str, list[str]]) -> None:
-        self.program, self.nodes, self.views, self.consumers = program, nodes, views, consumers
+    def __init__(self, program: Program, nodes: dict[str, LavaNode], views: dict[str, View]) -> None:
+        self.program, self.nodes, self.views = program, nodes, views
         self.alignment: dict[str, dict[str, int]] = {}  # node -> source -> steps added
 
     @staticmethod
@@ -71,8 +70,8 @@ class Aligner:
         """`view` arriving `steps` (>= 1) later: folded into its own synapse where it can be, else relayed."""
         node = self.nodes.get(view.proc)
         if (view.port == "a_out" and view.delays is None and view.proc == src and node is not None
-                and node.kind in DELAYABLE and self.program.op(src).kind in SYNAPSES
-                and self.consumers[src] == [op.name]):
+                and node.kind in DELAYABLE and self.program.op(src).primitive.is_synapse
+                and self.program.consumers(src) == (op.name,)):
             shape = np.shape(node.params["weights"])
             node.params["delays"] = node.params.get("delays", np.zeros(shape, dtype=np.int64)) + steps
             node.kind = DELAYABLE[node.kind]

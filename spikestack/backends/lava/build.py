@@ -27,7 +27,7 @@ from spikestack.backends.lava.shim import (
 )
 
 CONNECTIONS = {"dense": Dense, "sparse": Sparse, "delay_dense": DelayDense, "conv": Conv}
-SELECT_TAGS = {"float": "floating_pt", "fixed": "fixed_pt"}
+SELECT_TAGS = {"float": "floating_pt", "loihi": "fixed_pt"}  # our mode -> Lava's name for its models
 # The state Vars of Lava's stock processes, set back to their `init` between samples.
 STOCK_STATE = {"dense": ("a_buff",), "sparse": ("a_buff",), "delay_dense": ("a_buff",), "delay_sparse": ("a_buff",),
                "relay": ("a_buff",), "conv": ("a_buf",), "lif": ("u", "v")}
@@ -74,7 +74,7 @@ class Network:
 
     def _trace_file(self, node: str, key: str, shape: tuple) -> str:
         path = self.trace_dir / f"{len(self.files)}.npy"
-        dtype = np.int32 if self.plan.mode == "fixed" else np.float64
+        dtype = np.int32 if self.plan.mode == "loihi" else np.float64
         np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(self.plan.n_steps, *shape)).flush()
         self.files[(node, key)] = path
         return str(path)

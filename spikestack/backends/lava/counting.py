@@ -2,9 +2,9 @@
 
 Each op's output comes from the traces (neurons' spikes or voltages, connections' a_out, the
 input itself); an op received the sum of its sources' outputs. Float mode reads back edges one
-step old, as the simulator's float mode; fixed mode counts what Lava delivers, where the synapse
+step old, as the simulator's float mode; loihi mode counts what Lava delivers, where the synapse
 on a back edge is its only delay. What each array holds (binary spikes, spike counts or graded
-values) is `ir.counts.output_kinds`, as in the simulator's executor: spiking neurons send binary
+values) is `Program.event_kinds`, as in the simulator's executor: spiking neurons send binary
 spikes (counts when several per step), a sum pool of spikes sends counts in float mode, everything
 else is graded. One approximation: an Affine whose Delay op
 was folded into its DelayDense (lower.py) has only its delayed output on Lava, so its events sent
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikestack.ir.counts import OpCounter, combine_kinds, infer_kind, output_kinds
-from spikestack.ir.program import Program
+from spikestack.ir.counts import OpCounter, infer_kind
+from spikestack.ir.program import Program, combine_kinds
 from spikestack.ir.run import Counts
 
 
@@ -31,7 +31,7 @@ def _delayed(values: np.ndarray, steps: int) -> np.ndarray:
 def count_run(program: Program, outputs: dict[str, np.ndarray], mode: str) -> Counts:
     """outputs: every op's output (T, B, *out_shape). Returns per-op, per-metric (T, B) counts."""
     x = outputs[program.inputs[0]]
-    kinds = output_kinds(program, {program.inputs[0]: infer_kind(x)}, pools_count=mode == "float")
+    kinds = program.event_kinds({program.inputs[0]: infer_kind(x)}, pools_count=mode == "float")
     per_node = {}
     for op in program.ops:
         received = None

@@ -26,15 +26,11 @@ import dataclasses
 import numpy as np
 
 from spikestack.backends.lava.layout import to_lava
-from spikestack.backends.lava.synapses import SYNAPSES
+from spikestack.ir.fixed import NeuronInts
 from spikestack.ir.program import NeuronCoefficients, Op, Program
-from spikestack.ir.quantise import NeuronInts, QuantisedProgram
+from spikestack.ir.quantise import QuantisedProgram
 from spikestack.ir.shapes import Shape
 
-# A threshold no 24-bit voltage reaches: how the simulator's loihi mode runs a non-spiking neuron
-# through Lava's LIF update (simulators/neurons.py, NEVER); ours must be the same number.
-NEVER = 1 << 40
-CONVOLUTIONS = frozenset({"Conv1d", "Conv2d", "SumPool2d", "AvgPool2d"})  # fold gains per output channel
 _ARRAY_FIELDS = ("alpha_v", "gain_v", "bias_v", "v_init", "alpha_i", "gain_i", "v_threshold", "v_reset")
 
 
@@ -54,7 +50,7 @@ def firing_obstacle(compare: str, spikes_per_step: str) -> str | None:
     return "fires at v >= threshold" if compare != ">" else None
 
 
-def stock_lif_obstacle(op: Op, program: Program, consumers: dict[str, list[str]]) -> str | None:
+def stock_lif_obstacle(op: Op, program: Program) -> str | None:
     """Why `op` cannot run as Lava's stock LIF in float mode, or None when it can."""
     c: NeuronCoefficients = op.params
     if not c.spiking:
@@ -75,12 +71,14 @@ def stock_lif_obstacle(op: Op, program: Program, consumers: dict[str, list[str]]
         return "zero voltage gain"
     gain = gain_of(c)
     for src in op.sources:
-        source, bias = program.op(src.name), getattr(program.op(src.name).params, "bias", None)
-        if source.kind not in SYNAPSES or (bias is not None and np.any(bias)):
+        source = program.op(src.name)
+        bias = getattr(source.synapse, "bias", None)
+        if not source.primitive.is_synapse or (bias is not None and np.any(bias)):
             return f"input from {source.kind} '{src.name}' with no weights to fold gains into"
-        if np.any(gain != 1) and consumers[src.name] != [op.name]:
+        if np.any(gain != 1) and program.consumers(src.name) != (op.name,):
             return f"'{src.name}' also feeds other nodes, so the gain cannot be folded into its weights"
-        if np.any(gain != 1) and source.kind in CONVOLUTIONS and not _uniform_per_channel(gain, op.out_shape):
+        # a convolution (or pool) shares its kernel across positions: one gain per output channel
+        if np.any(gain != 1) and source.primitive.is_window and not _uniform_per_channel(gain, op.out_shape):
             return "gain varies within a channel of a convolution"
     return None
 
@@ -95,7 +93,7 @@ def fold_for(op: Op, source: Op, lava_shape: Shape, order: np.ndarray) -> np.nda
     gain = np.broadcast_to(gain_of(op.params), op.out_shape)
     if np.all(gain == 1):
         return None
-    if source.kind in CONVOLUTIONS:
+    if source.primitive.is_window:  # one factor per output channel of the kernel
         return gain.reshape(gain.shape[0], -1)[:, 0].copy()
     return to_lava(gain, op.out_shape, lava_shape, order).reshape(-1)
 
@@ -151,13 +149,12 @@ def stock_lif_fixed_params(op: Op, q: NeuronInts, lava_shape: Shape, order: np.n
 
 
 def custom_fixed_params(op: Op, q: NeuronInts, lava_shape: Shape, order: np.ndarray) -> dict:
-    """`ProgramNeuron` arguments in fixed point: the quantised integers, permuted into Lava's layout."""
-    ints = {f: _lava_ints(getattr(q, f), op, lava_shape, order) for f in ("du", "dv", "bias_mant", "bias_exp")}
-    ints.update(
-        vth=_lava_ints(q.vth, op, lava_shape, order) if q.vth is not None else np.full(lava_shape, NEVER, dtype=np.int64),
-        v_reset=None if q.v_reset is None else _lava_ints(q.v_reset, op, lava_shape, order),
-        reset=q.reset, compare=q.compare, spikes_per_step=q.spikes_per_step, delay_input=q.delay_input,
-        spiking=q.vth is not None,
-    )
-    v_init = _lava_ints(q.v_init, op, lava_shape, order)
-    return dict(shape=tuple(lava_shape), coeffs=ints, start=0, biases=(), v_init=v_init)
+    """`ProgramNeuron` arguments in fixed point: the quantised integers, permuted into Lava's layout.
+
+    coeffs is a dict of the `NeuronInts` fields, not the dataclass, as the plan's job file carries
+    only plain data and its own few classes; the model rebuilds the `NeuronInts` from it."""
+    ints = {f.name: getattr(q, f.name) for f in dataclasses.fields(q)}
+    for name in ("du", "dv", "bias_mant", "bias_exp", "vth", "v_init", "v_reset"):
+        if ints[name] is not None:  # vth is None for a non-spiking population, v_reset when it is 0
+            ints[name] = _lava_ints(ints[name], op, lava_shape, order)
+    return dict(shape=tuple(lava_shape), coeffs=ints, start=0, biases=(), v_init=ints["v_init"])

@@ -3,10 +3,10 @@
 `ProgramNeuron` runs subtractive reset, a nonzero v_reset, an initial potential, snnTorch's delayed
 reset, per-neuron time constants, Norse's voltage-first CubaLIF and non-spiking readouts (LI, CubaLI,
 I). The process is the Lava interface (ports and state Vars, as Lava's LIF declares them); its two
-models are thin wrappers around the ir, which owns the arithmetic: the float model calls
-`spikestack.ir.dynamics.neuron_step` with the Program's own coefficients, the bit-accurate model
-`spikestack.ir.fixed.lif_step_fixed` with the integers of `ir.quantise` (as the simulator's loihi
-mode does). Neither repeats an equation.
+models are thin wrappers around the ir, which owns the arithmetic and the initial state: the float
+model calls `spikestack.ir.dynamics.neuron_step` with the Program's own coefficients, the
+bit-accurate model `spikestack.ir.fixed.neuron_step_fixed` with the integers of `ir.quantise` (as
+the simulator's loihi mode does). Neither repeats an equation.
 
 Traces go to .npy files that the models write step by step (`Recorder` is a sink for any port,
 `StateRecorder` a Monitor for any Var): Lava's own Var.get and Var.set move arrays one element per
@@ -26,8 +26,8 @@ from spikestack.backends.lava.shim import (
     CPU, AbstractProcess, InPort, LavaPyType, LoihiProtocol, OutPort, PyInPort, PyLoihiProcessModel, PyOutPort,
     PyRefPort, RefPort, Var, implements, requires, tag,
 )
-from spikestack.ir import fixed
-from spikestack.ir.dynamics import NeuronState, neuron_step
+from spikestack.ir.dynamics import NeuronState, initial_state, neuron_step
+from spikestack.ir.fixed import FixedState, NeuronInts, initial_fixed_state, neuron_step_fixed
 
 
 class _TraceWriter(PyLoihiProcessModel):
@@ -120,8 +120,7 @@ class ProgramNeuron(AbstractProcess):
     """A population of Program neurons.
 
     shape: Lava shape. coeffs: `NeuronCoefficients` in Lava layout (float model), or for fixed point
-    a dict of the `NeuronInts` fields in Lava layout (du, dv, bias_mant, bias_exp, vth, v_reset,
-    reset, delay_input, spiking). start: first step that updates (earlier steps send zeros).
+    a dict of the `NeuronInts` fields in Lava layout (the job file carries no NeuronInts). start: first step that updates (earlier steps send zeros).
     biases: (array, first step) pairs added to the input, for NIR synapse biases, which Lava's
     connection processes lack. v_init: v at step 0. n_steps: steps per sample. traces: "s", "v"
     or "i" -> .npy file to write each step.
@@ -140,7 +139,8 @@ class ProgramNeuron(AbstractProcess):
 
 
 class _ProgramNeuronModel(_TraceWriter):
-    """Shared by both models; each defines `update(x) -> output`, delegating the arithmetic to the ir."""
+    """Shared by both models; each defines `restart()` (to the initial state) and `update(x) -> output`,
+    delegating both to the ir."""
 
     def run_spk(self) -> None:
         self.visibly(self.step)
@@ -149,7 +149,7 @@ class _ProgramNeuronModel(_TraceWriter):
         a_in = self.a_in.recv()
         p, t = self.proc_params, self.step_in_sample()
         if t == 0:  # a new sample starts from the initial state
-            self.i[:], self.v[:], self.s[:], self.pending[:] = 0, p["v_init"], 0, 0
+            self.restart()
         out = np.zeros_like(a_in)
         if t >= p["start"]:
             x = a_in + sum((b for b, first in p["biases"] if t >= first), np.zeros_like(a_in))
@@ -169,6 +169,10 @@ class PyProgramNeuronModelFloat(_ProgramNeuronModel):
     s: np.ndarray = LavaPyType(np.ndarray, float)
     pending: np.ndarray = LavaPyType(np.ndarray, float)
 
+    def restart(self) -> None:
+        state = initial_state(self.proc_params["coeffs"], np.zeros(self.v.shape))
+        self.i[:], self.v[:], self.s[:] = state.i, state.v, state.s
+
     def update(self, x: np.ndarray) -> np.ndarray:
         out, state = neuron_step(x, NeuronState(self.i, self.v, self.s), self.proc_params["coeffs"])
         self.i[:], self.v[:], self.s[:] = state.i, state.v, state.s
@@ -179,9 +183,8 @@ class PyProgramNeuronModelFloat(_ProgramNeuronModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PyProgramNeuronModelFixed(_ProgramNeuronModel):
-    """Bit-accurate: Lava's `PyLifModelBitAcc` update (plus subtractive reset) on the quantised
-    integers, with the extensions the simulator's loihi mode defines (simulators/neurons.py):
-    v_reset added where it spiked, Norse's voltage-first order as input one step older."""
+    """Bit-accurate: `ir.fixed.neuron_step_fixed`, Lava's `PyLifModelBitAcc` update with the
+    extensions that the simulator's loihi mode runs too, on the quantised integers."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
@@ -190,13 +193,18 @@ class PyProgramNeuronModelFixed(_ProgramNeuronModel):
     s: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
     pending: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
+    def __init__(self, proc_params) -> None:
+        super().__init__(proc_params)
+        self.ints = NeuronInts(**proc_params["coeffs"])
+
+    def restart(self) -> None:
+        self.store(initial_fixed_state(self.ints, self.v.shape))
+
     def update(self, x: np.ndarray) -> np.ndarray:
-        q = self.proc_params["coeffs"]
-        if q["delay_input"]:
-            x, self.pending[:] = self.pending.copy(), x
-        s, u, v = fixed.lif_step_fixed(x, self.i, self.v, q["du"], q["dv"], q["bias_mant"], q["bias_exp"],
-                                       q["vth"], q["reset"], q["compare"], q["spikes_per_step"])
-        if q["v_reset"] is not None:
-            v = v + np.minimum(s, 1) * q["v_reset"]
-        self.i[:], self.v[:], self.s[:] = u, v, s
-        return s if q["spiking"] else v
+        out, state = neuron_step_fixed(x, FixedState(u=self.i, v=self.v, s=self.s, pending=self.pending), self.ints)
+        self.store(state)
+        return out
+
+    def store(self, state: FixedState) -> None:
+        """Into the Vars (int32, as Lava's LIF keeps its state), where monitors and traces read it."""
+        self.i[:], self.v[:], self.s[:], self.pending[:] = state.u, state.v, state.s, state.pending

@@ -7,9 +7,10 @@ through one compiled network (build.py), in a child process (child.py).
 
 mode="float" (Lava's floating_pt models) returns what the simulator's float mode returns: Lava's
 connections deliver one step late, so each output is read from the step its first input arrives
-(lower.py; T + depth steps are run, the input padded with zeros). mode="fixed" (fixed_pt, the
+(lower.py; T + depth steps are run, the input padded with zeros). mode="loihi" (fixed_pt, the
 integers of `ir.quantise`) returns Lava's own timing, which the simulator's loihi mode reproduces,
-and Lava's integers (v, the u register as "i"), bit for bit.
+and Lava's integers (v, the u register as "i"), bit for bit. The two names are the simulator's
+(`pipeline.stages.MODE_NAMES` also takes "fixed" for "loihi").
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from tqdm import tqdm
 from spikestack.backends.lava.child import run_in_child
 from spikestack.backends.lava.counting import count_run
 from spikestack.backends.lava.layout import from_lava
-from spikestack.backends.lava.lower import lower_program, trace_key, trace_keys
+from spikestack.backends.lava.lower import MODES, lower_program, trace_key, trace_keys
 from spikestack.backends.lava.plan import LavaPlan
 from spikestack.errors import BackendUnavailableError, DataError, OptionsError, UnsupportedError
+from spikestack.ir.primitives import Role
 from spikestack.ir.program import Program
 from spikestack.ir.quantise import QuantisedProgram, quantise_program
 from spikestack.ir.run import Run
@@ -58,8 +60,8 @@ def _input(program: Program, x, mode: str) -> np.ndarray:
     shape = program.op(name).out_shape
     if arr.ndim != 2 + len(shape) or tuple(arr.shape[2:]) != tuple(shape) or 0 in arr.shape[:2]:
         raise DataError(f"input '{name}': expected shape (T, B, {', '.join(map(str, shape))}) with T, B >= 1, got {arr.shape}")
-    if mode == "fixed" and not np.all((arr >= 0) & (arr == np.floor(arr))):
-        raise DataError(f"input '{name}': fixed mode takes spikes or spike counts (non-negative integers)")
+    if mode == "loihi" and not np.all((arr >= 0) & (arr == np.floor(arr))):
+        raise DataError(f"input '{name}': loihi mode takes spikes or spike counts (non-negative integers)")
     return arr
 
 
@@ -67,7 +69,7 @@ def _samples(plan: LavaPlan, x: np.ndarray) -> np.ndarray:
     """(T, B, *NIR shape) -> (B, *Lava shape, n_steps): Lava layout, zero-padded, time last."""
     v = plan.views[plan.input]
     T, B = x.shape[:2]
-    data = np.zeros((plan.n_steps, B, *v.shape), dtype=np.int32 if plan.mode == "fixed" else np.float64)
+    data = np.zeros((plan.n_steps, B, *v.shape), dtype=np.int32 if plan.mode == "loihi" else np.float64)
     data[:T] = x.reshape(T, B, -1)[..., v.order].reshape(T, B, *v.shape)
     return np.moveaxis(data, 0, -1)
 
@@ -91,9 +93,9 @@ def _read(program: Program, plan: LavaPlan, traces: list[dict], name: str, key: 
 def _delay_outputs(program: Program, plan: LavaPlan, outputs: dict[str, np.ndarray]) -> None:
     """A Delay that the next DelayDense applies has no Lava output: its output is its input, later."""
     for op in program.ops:
-        if op.kind == "Delay" and plan.views[op.name].delays is not None:
+        if op.primitive.role is Role.DELAY and plan.views[op.name].delays is not None:
             src = outputs[op.sources[0].name]
-            steps = np.broadcast_to(op.params, op.out_shape)
+            steps = np.broadcast_to(op.params.steps, op.out_shape)
             out = np.zeros_like(src)
             for index in np.ndindex(*op.out_shape):
                 d = int(steps[index])
@@ -105,24 +107,26 @@ def run_lava(program: Program | QuantisedProgram, x, mode: str = "float", record
              progress: bool = True, *, count: bool = True, timeout_s: float = DEFAULT_TIMEOUT_S) -> Run:
     """Run `program` on Lava for input x (T, B, *input_shape) (or {input name: x}).
 
-    mode: "float" (floating_pt, aligned with the simulator's float mode) or "fixed" (fixed_pt, the
+    mode: "float" (floating_pt, aligned with the simulator's float mode) or "loihi" (fixed_pt, the
     integers of `ir.quantise`; a `QuantisedProgram` may be passed instead of the Program). record:
     node names whose traces to return. count: compute `Counts` from the recorded events.
     timeout_s: give up (and stop Lava) when one sample takes longer.
     """
+    if mode not in MODES:  # before anything runs; "fixed" is `pipeline.stages.MODE_NAMES`'s alias, not ours
+        raise OptionsError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     reason = lava_unavailable_reason()
     if reason is not None:
         raise BackendUnavailableError(reason)
     qprog = program if isinstance(program, QuantisedProgram) else None
     program = qprog.program if qprog is not None else program
-    if qprog is not None and mode != "fixed":
-        raise OptionsError("a QuantisedProgram runs in mode='fixed' only")
+    if qprog is not None and mode != "loihi":
+        raise OptionsError("a QuantisedProgram runs in mode='loihi' only")
     record = (record,) if isinstance(record, str) else tuple(record)
     unknown = [r for r in record if r not in {op.name for op in program.ops}]
     if unknown:
         raise OptionsError(f"cannot record unknown node(s) {', '.join(map(repr, unknown))}")
     x = _input(program, x, mode)
-    if mode == "fixed" and qprog is None:
+    if mode == "loihi" and qprog is None:
         qprog = quantise_program(program)[0]
     plan = lower_program(program, mode, len(x), record, count, bool(np.isin(x, (0, 1)).all()), qprog)
     with tqdm(total=x.shape[1], desc=f"Lava {mode}", unit="sample", disable=not progress) as bar:
@@ -138,7 +142,7 @@ def run_lava(program: Program | QuantisedProgram, x, mode: str = "float", record
     if count:
         every = {name: x if name == plan.input else None for name in plan.views}
         for op in program.ops:
-            if op.kind != "Input" and plan.views[op.name].delays is None:
+            if not op.primitive.is_input and plan.views[op.name].delays is None:
                 every[op.name] = _read(program, plan, traces, op.name, "out" if not op.is_neuron else
                                        ("s" if op.params.spiking else "v"), T)
         _delay_outputs(program, plan, every)

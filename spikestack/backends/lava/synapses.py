@@ -1,11 +1,14 @@
 """Synapse operators of a Program -> Lava connection processes (Dense, Sparse, DelayDense, Conv).
 
-One builder per NIR type, looked up in `SYNAPSES` (a registry, not an isinstance ladder). A builder
-gets the Program op, the Lava-side layout of its input, and in fixed mode the op's integers from
-`ir.quantise` (`SynapseInts`: the simulator's loihi mode runs the same ones); it returns the process
-kind and constructor arguments in Lava's layout, and the layout of what the process sends. Float
-weights are the NIR ones, permuted, times `fold` (the gain of a stock LIF, neurons.py); fixed-point
-weights are the quantised mantissas, whose gains the quantiser already folded. Pure numpy, no Lava.
+One builder per normalised synapse type (`ir.primitives`), looked up in `SYNAPSES` by the type of
+`op.synapse`: a `DenseSynapse` (Affine, Linear) is a Dense, an `ElementwiseSynapse` (Scale) a
+diagonal Dense, a `ConvSynapse` (convolutions, and pools as depthwise convolutions with a kernel of
+ones) a Conv. A builder gets the Program op, the Lava-side layout of its input, and in loihi mode
+the op's integers from `ir.quantise` (`SynapseInts`: the simulator's loihi mode runs the same ones);
+it returns the process kind and constructor arguments in Lava's layout, and the layout of what the
+process sends. Float weights are the normalised ones, permuted, times `fold` (the gain of a stock
+LIF, neurons.py); fixed-point weights are the quantised mantissas, whose gains the quantiser already
+folded. Pure numpy, no Lava.
 """
 
 from __future__ import annotations
@@ -17,14 +20,13 @@ import numpy as np
 
 from spikestack.backends.lava.layout import conv_kernel_to_lava, lava_layout, to_lava, xy
 from spikestack.errors import UnsupportedError
+from spikestack.ir.primitives import ConvSynapse, DenseSynapse, ElementwiseSynapse
 from spikestack.ir.program import Op
 from spikestack.ir.quantise import SynapseInts
-from spikestack.ir.shapes import Shape, conv_padding
+from spikestack.ir.shapes import Shape
 
 GRADED_BITS = 24  # num_message_bits of graded messages (pooled counts, currents): Loihi 2's widest
 SPARSE_DENSITY = 0.1  # a weight matrix with at most this fraction of nonzeros becomes a Lava Sparse
-DENSE_LIKE = frozenset({"Affine", "Linear", "Scale"})  # what a Delay can be folded into (DelayDense)
-POOLS = frozenset({"SumPool2d", "AvgPool2d"})
 
 
 @dataclass(frozen=True)
@@ -50,18 +52,18 @@ def _lava_bias(op: Op, ints: SynapseInts | None, out_shape: Shape, out_order: np
     if ints is not None:
         bias = ints.bias
     else:
-        bias = getattr(op.params, "bias", None) if op.kind in ("Affine", "Conv1d", "Conv2d") else None
-        if bias is not None and op.kind != "Affine":  # one per output channel
-            bias = np.asarray(bias).reshape((-1,) + (1,) * (len(op.out_shape) - 1))
+        bias = getattr(op.synapse, "bias", None)  # an ElementwiseSynapse has none
+        if bias is not None and isinstance(op.synapse, ConvSynapse):  # one per output channel
+            bias = bias.reshape((-1,) + (1,) * (len(op.out_shape) - 1))
     if bias is None or not np.any(np.asarray(bias)):
         return None
     return to_lava(np.asarray(bias, dtype=np.int64 if ints is not None else np.float64), op.out_shape, out_shape, out_order)
 
 
-def _affine(op: Op, in_shape: Shape, order: np.ndarray, graded: bool, fold, ints) -> SynapseSpec:
+def _dense(op: Op, in_shape: Shape, order: np.ndarray, graded: bool, fold, ints) -> SynapseSpec:
     if len(op.in_shape) != 1:
         raise UnsupportedError(f"{op.kind} over a {len(op.in_shape)}-D input: Lava's Dense takes vectors; add a Flatten", node=op.name)
-    weight = ints.weight if ints is not None else op.params.weight
+    weight = ints.weight if ints is not None else op.synapse.weight
     # Columns follow the Lava order of the input (a flattened (X, Y, C) image is not NIR's C-order).
     kind, params = _connection(np.asarray(weight, dtype=np.float64)[:, order], graded, fold, ints)
     out_order = np.arange(op.out_shape[0])
@@ -73,8 +75,8 @@ def diagonal(op: Op, in_shape: Shape, order: np.ndarray, values) -> np.ndarray:
     return np.diag(to_lava(values, op.in_shape, in_shape, order).reshape(-1).astype(np.float64))
 
 
-def _scale(op: Op, in_shape: Shape, order: np.ndarray, graded: bool, fold, ints) -> SynapseSpec:
-    values = ints.weight if ints is not None else op.params.scale
+def _elementwise(op: Op, in_shape: Shape, order: np.ndarray, graded: bool, fold, ints) -> SynapseSpec:
+    values = ints.weight if ints is not None else op.synapse.weight
     kind, params = _connection(diagonal(op, in_shape, order, values), graded, fold, ints)
     return SynapseSpec(kind, params, in_shape, order, None)
 
@@ -85,18 +87,13 @@ def _check_image(op: Op, in_shape: Shape, order: np.ndarray) -> None:
         raise UnsupportedError(f"{op.kind} needs a (C, H, W) or (C, L) input that Lava holds as (X, Y, C)", node=op.name)
 
 
-def _conv(op: Op, in_shape: Shape, order: np.ndarray, graded: bool, fold, ints) -> SynapseSpec:
-    """Conv1d and Conv2d, and pools as grouped convolutions with a constant kernel (ones, or 1/k^2)."""
+def _window(op: Op, in_shape: Shape, order: np.ndarray, graded: bool, fold, ints) -> SynapseSpec:
+    """Conv1d and Conv2d, and pools, which `ConvSynapse` gives as depthwise convolutions with a
+    constant kernel (ones, or 1/area for an average: `weights` divides by the divisor)."""
     _check_image(op, in_shape, order)
-    node, ndim = op.params, len(op.in_shape) - 1
-    if op.kind in POOLS:
-        kh, kw = reversed(xy(node.kernel_size))
-        value = 1.0 if op.kind == "SumPool2d" else 1.0 / (kh * kw)
-        weight = np.full((op.in_shape[0], 1, kh, kw), value)
-        groups, padding, dilation = op.in_shape[0], node.padding, 1
-    else:
-        weight, groups, dilation = node.weight, int(node.groups), node.dilation
-        padding = conv_padding(node, op.in_shape[1:])
+    syn: ConvSynapse = op.synapse
+    ndim = len(op.in_shape) - 1
+    weight = syn.weights
     if ints is not None:
         if ints.weight_exp != 0:  # PyConvModelFixed ignores weight_exp: it cannot be honoured
             raise UnsupportedError(f"Lava's fixed-point Conv ignores weight_exp ({ints.weight_exp} here)", node=op.name)
@@ -106,12 +103,22 @@ def _conv(op: Op, in_shape: Shape, order: np.ndarray, graded: bool, fold, ints) 
         kernel = kernel * np.asarray(fold, dtype=np.float64).reshape(-1, 1, 1, 1)
     out_shape, out_order = lava_layout(op.out_shape)
     params = dict(weight=kernel.astype(np.int32) if ints is not None else kernel, input_shape=tuple(in_shape),
-                  stride=xy(node.stride, ndim), padding=xy(padding, ndim, 0), dilation=xy(dilation, ndim),
-                  groups=groups, num_message_bits=GRADED_BITS if graded else 0)
+                  stride=xy(syn.stride, ndim), padding=xy(syn.padding, ndim, 0), dilation=xy(syn.dilation, ndim),
+                  groups=syn.groups, num_message_bits=GRADED_BITS if graded else 0)
     return SynapseSpec("conv", params, out_shape, out_order, _lava_bias(op, ints, out_shape, out_order))
 
 
-SYNAPSES: dict[str, Callable[..., SynapseSpec]] = {
-    "Affine": _affine, "Linear": _affine, "Scale": _scale, "Conv1d": _conv, "Conv2d": _conv, "SumPool2d": _conv,
-    "AvgPool2d": _conv,
-}
+SYNAPSES: dict[type, Callable[..., SynapseSpec]] = {DenseSynapse: _dense, ElementwiseSynapse: _elementwise, ConvSynapse: _window}
+
+
+def synapse_spec(op: Op, in_shape: Shape, order: np.ndarray, graded: bool, fold=None,
+                 ints: SynapseInts | None = None) -> SynapseSpec:
+    """The Lava connection of synapse op `op` whose input Lava holds as (in_shape, order): `fold`,
+    a stock LIF's gain per output row or channel (float), or `ints`, its integers (loihi mode)."""
+    return SYNAPSES[type(op.synapse)](op, in_shape, order, graded, fold, ints)
+
+
+def takes_delays(op: Op) -> bool:
+    """A synapse that a Delay op can fold into: a weight matrix, which Lava's DelayDense delays per
+    weight (a Conv has no delays)."""
+    return isinstance(op.synapse, (DenseSynapse, ElementwiseSynapse))

@@ -32,7 +32,7 @@ from torch import nn
 
 from spikestack.errors import OptionsError
 from spikestack.frontend.data import Dataset, load_dataset
-from spikestack.frontend.export import export_nir, model_options
+from spikestack.frontend.export import export_nir
 from spikestack.frontend.neurons import (
     LIFNeurons, Readout, SpikingSequential, check_steps, constant_input, predict,
 )
@@ -202,7 +202,7 @@ def evaluate_hnsg(model: SpikingSequential, x, y, steps: int = 8) -> tuple[float
 def export_hnsg(model: SpikingSequential, path: str | os.PathLike, input_shape: Sequence[int]) -> Path:
     """Write the masked network (dt = 1, LIF reset to zero, v0 = 0); dropped weights are exact zeros."""
     deployed = materialise_supermasks(model)
-    return export_nir(deployed, path, model_options(deployed), METHOD, input_shape)
+    return export_nir(deployed, path, METHOD, input_shape)
 
 
 def train_hnsg_model(dataset: Dataset | str = "digits", hidden: Sequence[int] = (512,), keep: float = 0.5,
@@ -217,4 +217,4 @@ def train_hnsg_model(dataset: Dataset | str = "digits", hidden: Sequence[int] = 
         model, history = train_hnsg(data, hidden=hidden, keep=keep, steps=steps, epochs=epochs, seed=seed,
                                     sign_term=sign_term, progress=progress)
     deployed = materialise_supermasks(model).cpu()
-    return TrainedModel(deployed, history, model_options(deployed), METHOD, tuple(data.sample_shape))
+    return TrainedModel(deployed, history, METHOD, tuple(data.sample_shape))

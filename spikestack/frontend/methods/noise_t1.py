@@ -28,7 +28,7 @@ from torch import nn
 
 from spikestack.errors import OptionsError
 from spikestack.frontend.data import Dataset, load_dataset
-from spikestack.frontend.export import export_nir, model_options
+from spikestack.frontend.export import export_nir
 from spikestack.frontend.neurons import (
     CurrentNoise, IFNeurons, Readout, SpikingSequential, check_steps, constant_input, predict,
 )
@@ -101,7 +101,7 @@ def train_noise_t1(dataset: Dataset, hidden: Sequence[int] = (256,), epochs: int
 
 def export_noise_t1(model: SpikingSequential, path: str | os.PathLike, input_shape: Sequence[int]) -> Path:
     """Write the converted network: dt=1, subtractive immediate reset, initial potential = noise mean."""
-    return export_nir(model, path, model_options(model), METHOD, input_shape)
+    return export_nir(model, path, METHOD, input_shape)
 
 
 def train_bptt(dataset: Dataset, hidden: Sequence[int] = (256,), steps: int = 4, epochs: int = 20, seed: int = 0, *,
@@ -133,4 +133,4 @@ def train_demo_model(dataset: Dataset | str = "digits", seed: int = 0, epochs: i
     data = load_dataset(dataset) if isinstance(dataset, str) else dataset
     with torch_threads(threads):
         model, history = train_noise_t1(data, hidden=hidden, epochs=epochs, seed=seed, progress=progress)
-    return TrainedModel(model.cpu(), history, model_options(model), METHOD, tuple(data.sample_shape))
+    return TrainedModel(model.cpu(), history, METHOD, tuple(data.sample_shape))

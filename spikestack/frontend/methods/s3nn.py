@@ -28,7 +28,7 @@ from torch import nn
 
 from spikestack.errors import DataError, OptionsError
 from spikestack.frontend.data import Dataset
-from spikestack.frontend.export import export_nir, model_options
+from spikestack.frontend.export import export_nir
 from spikestack.frontend.neurons import IFNeurons, SpikingSequential, predict
 from spikestack.frontend.surrogates import Surrogate
 from spikestack.frontend.train import History, accuracy, check_dataset, fit, seed_everything
@@ -124,4 +124,4 @@ def evaluate_s3nn(model: SpikingSequential, x, y) -> tuple[float, float]:
 
 def export_s3nn(model: SpikingSequential, path: str | os.PathLike, input_shape: Sequence[int]) -> Path:
     """Write the T=1 network (dt=1, subtractive reset, initial potential 0); run it for one step."""
-    return export_nir(model, path, model_options(model), METHOD, input_shape)
+    return export_nir(model, path, METHOD, input_shape)

@@ -21,6 +21,7 @@ from spikestack.frontend.export import CONVERTERS, READOUT
 from spikestack.frontend.neurons import IFNeurons, Readout
 from spikestack.ir.graph import build_graph
 from spikestack.ir.options import METADATA_KEY, LoweringOptions, options_metadata, resolve_options
+from spikestack.ir.primitives import kind_of
 
 # (layer name, IF layer, input current (T, B, *shape)) -> what the layer's consumers read (T, B, *shape)
 HiddenLayerFn = Callable[[str, IFNeurons, torch.Tensor], torch.Tensor]
@@ -38,37 +39,66 @@ class ScaleLayer(nn.Module):
         return x * self.scale
 
 
+def _as_tensor(a) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a, np.float32))
+
+
+def _pair(v) -> tuple[int, int]:
+    return tuple(int(x) for x in np.broadcast_to(np.asarray(v), (2,)))
+
+
+def _dense(node: nir.NIRNode, shape, options: LoweringOptions) -> nn.Linear:
+    """nn.Linear from an Affine (with its bias) or a Linear (without)."""
+    out_f, in_f = np.shape(node.weight)
+    biased = isinstance(node, nir.Affine)
+    m = nn.Linear(in_f, out_f, bias=biased)
+    m.weight.data = _as_tensor(node.weight)
+    if biased:
+        m.bias.data = _as_tensor(node.bias)
+    return m
+
+
+def _conv2d(node: nir.Conv2d, shape, options: LoweringOptions) -> nn.Conv2d:
+    c_out, c_in_g, kh, kw = np.shape(node.weight)
+    m = nn.Conv2d(c_in_g * int(node.groups), c_out, (kh, kw), _pair(node.stride), _pair(node.padding),
+                  _pair(node.dilation), int(node.groups))
+    m.weight.data, m.bias.data = _as_tensor(node.weight), _as_tensor(node.bias)
+    return m
+
+
+def _scale(node: nir.Scale, shape, options: LoweringOptions) -> ScaleLayer:
+    m = ScaleLayer(1.0, shape)
+    m.scale.data = _as_tensor(node.scale).broadcast_to(shape).clone()
+    return m
+
+
+def _avg_pool(node: nir.AvgPool2d, shape, options: LoweringOptions) -> nn.AvgPool2d:
+    ints = lambda v: tuple(int(x) for x in v)  # noqa: E731
+    return nn.AvgPool2d(ints(node.kernel_size), ints(node.stride), ints(node.padding))
+
+
+def _flatten(node: nir.Flatten, shape, options: LoweringOptions) -> nn.Flatten:
+    """NIR dims exclude the batch: shift non-negative ones up."""
+    return nn.Flatten(*(int(d) + 1 if int(d) >= 0 else int(d) for d in (node.start_dim, node.end_dim)))
+
+
+def _if_neurons(node: nir.IF, shape, options: LoweringOptions) -> IFNeurons:
+    return IFNeurons(shape, v_threshold=node.v_threshold, r=node.r, v_reset=node.v_reset, reset=options.reset,
+                     reset_timing=options.reset_timing, initial_potential=options.initial_potential, dt=options.dt)
+
+
+# The torch module of each NIR type a SpikingGraph holds, by class: (node, its input shape, options) -> module.
+MODULES: dict[type, Callable[[nir.NIRNode, tuple, LoweringOptions], nn.Module]] = {
+    nir.Affine: _dense, nir.Linear: _dense, nir.Conv2d: _conv2d, nir.Scale: _scale, nir.AvgPool2d: _avg_pool,
+    nir.Flatten: _flatten, nir.IF: _if_neurons}
+
+
 def _module_from_nir(node: nir.NIRNode, shape, options: LoweringOptions, name: str) -> nn.Module:
     """The torch module of one NIR node written by `SpikingGraph.to_nir_graph` (or restructure_graph)."""
-    kind = type(node).__name__
-    as_tensor = lambda a: torch.as_tensor(np.asarray(a, np.float32))  # noqa: E731
-    if kind in ("Affine", "Linear"):
-        out_f, in_f = np.shape(node.weight)
-        m = nn.Linear(in_f, out_f, bias=kind == "Affine")
-        m.weight.data = as_tensor(node.weight)
-        if kind == "Affine":
-            m.bias.data = as_tensor(node.bias)
-        return m
-    if kind == "Conv2d":
-        c_out, c_in_g, kh, kw = np.shape(node.weight)
-        pair = lambda v: tuple(int(x) for x in np.broadcast_to(np.asarray(v), (2,)))  # noqa: E731
-        m = nn.Conv2d(c_in_g * int(node.groups), c_out, (kh, kw), pair(node.stride), pair(node.padding),
-                      pair(node.dilation), int(node.groups))
-        m.weight.data, m.bias.data = as_tensor(node.weight), as_tensor(node.bias)
-        return m
-    if kind == "Scale":
-        m = ScaleLayer(1.0, shape)
-        m.scale.data = as_tensor(node.scale).broadcast_to(shape).clone()
-        return m
-    if kind == "AvgPool2d":
-        ints = lambda v: tuple(int(x) for x in v)  # noqa: E731
-        return nn.AvgPool2d(ints(node.kernel_size), ints(node.stride), ints(node.padding))
-    if kind == "Flatten":  # NIR dims exclude the batch: shift non-negative ones up
-        return nn.Flatten(*(int(d) + 1 if int(d) >= 0 else int(d) for d in (node.start_dim, node.end_dim)))
-    if kind == "IF":
-        return IFNeurons(shape, v_threshold=node.v_threshold, r=node.r, v_reset=node.v_reset, reset=options.reset,
-                         reset_timing=options.reset_timing, initial_potential=options.initial_potential, dt=options.dt)
-    raise UnsupportedError(f"{kind} has no SpikingGraph module", node=name)
+    build = MODULES.get(type(node))
+    if build is None:
+        raise UnsupportedError(f"{kind_of(node)} has no SpikingGraph module", node=name)
+    return build(node, shape, options)
 
 
 def _nir_node(module: nn.Module, in_shape) -> nir.NIRNode:

@@ -10,6 +10,8 @@ Parameters are stored in float32 (as every NIR file); Norse computes in float32.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import nir
 import numpy as np
 
@@ -19,7 +21,6 @@ from spikestack.ir.program import NeuronCoefficients, Op, Program
 from spikestack.ir.shapes import conv_padding, integers
 
 NORSE_DT = 1e-3  # from_nir's default dt: the per-step leak Norse runs is a = NORSE_DT / tau (tau in seconds)
-SYNAPSES = ("Affine", "Linear", "Conv2d")  # where an input gain the importer fixes to 1 can be folded
 # GraphExecutor attributes: nirtorch registers each node as a submodule of that name (add_module)
 EXECUTOR_ATTRIBUTES = frozenset({"graph", "stateful_modules", "return_state", "execution_order", "training"})
 
@@ -97,51 +98,78 @@ def _fold(graph: Graph, op: Op, gain: np.ndarray, folds: dict[str, np.ndarray]) 
     if np.allclose(gain, 1, rtol=0, atol=1e-9):  # a == 1 - alpha_v in float64 leaves a / a' = 1 +- 1e-16
         return
     for source in op.sources:
-        src, kind = source.name, graph.type_of(source.name)
+        src, what = source.name, graph.primitive(source.name)
+        # weights of its own, in a node the importer has a module for (so not a Conv1d)
+        weighted = what.has_weight_array and type(graph.nodes[src]) in MODULES
         others = [dst for dst in graph.fan_out(src) if dst != op.name]
-        if kind not in SYNAPSES or others:
-            why = f"also feeds '{others[0]}'" if kind in SYNAPSES else f"is {kind!r}, a node without weights"
+        if not weighted or others:
+            why = f"also feeds '{others[0]}'" if weighted else f"is {graph.type_of(src)!r}, a node without weights"
             raise UnsupportedError(f"norse's importer fixes the input gain to 1 and this node's gain ("
                                    f"{gain[gain != 1].flat[0]:g}) cannot be folded into '{src}', which {why}",
                                    node=op.name)
-        folds[src] = _per_output(gain, 0 if kind == "Conv2d" else len(gain.shape) - 1, src, op.name)
+        # one factor per output unit: a convolution's channel (first axis), a dense layer's last axis
+        folds[src] = _per_output(gain, 0 if what.is_window else len(gain.shape) - 1, src, op.name)
+
+
+def _dense(op: Op, gain: np.ndarray | None) -> nir.Affine:
+    """torch.nn.Linear (from an Affine or a Linear); a zero bias adds exactly nothing."""
+    node = op.node
+    weight = np.asarray(node.weight, np.float64)
+    bias = np.zeros(weight.shape[0])
+    if getattr(node, "bias", None) is not None:
+        bias = bias + np.asarray(node.bias, np.float64)
+    g = np.ones(weight.shape[0]) if gain is None else gain
+    return nir.Affine(weight=_f32(weight * g[:, None]), bias=_f32(bias * g))
+
+
+def _conv2d(op: Op, gain: np.ndarray | None) -> nir.Conv2d:
+    """torch.nn.Conv2d: it sets .bias unconditionally, so a bias is always written."""
+    node = op.node
+    weight = np.asarray(node.weight, np.float64)
+    bias = np.zeros(weight.shape[0]) + (0.0 if node.bias is None else np.asarray(node.bias, np.float64))
+    g = np.ones(weight.shape[0]) if gain is None else gain
+    spatial = tuple(op.in_shape[1:])
+    return nir.Conv2d(input_shape=spatial, weight=_f32(weight * g[:, None, None, None]),
+                      stride=integers(node.stride, "stride", 2, 1), padding=conv_padding(node, spatial),
+                      dilation=integers(node.dilation, "dilation", 2, 1),
+                      groups=integers(node.groups, "groups", 1, 1)[0], bias=_f32(bias * g))
+
+
+def _flatten(op: Op, gain: np.ndarray | None) -> nir.Flatten:
+    """torch.nn.Flatten on the batched tensor: negative dims mean the same there."""
+    n = len(op.in_shape)
+    start, end = (int(np.ravel(getattr(op.node, f))[0]) % n - n for f in ("start_dim", "end_dim"))
+    return nir.Flatten(input_type={"input": np.array(op.in_shape)}, start_dim=start, end_dim=end)
+
+
+def _sum_pool(op: Op, gain: np.ndarray | None) -> nir.SumPool2d:
+    """LPPool2d(norm_type=1) sums; it ignores padding (a warning only)."""
+    node = op.node
+    if any(integers(node.padding, "padding", 2, 0)):
+        raise UnsupportedError("norse's importer maps SumPool2d to LPPool2d, which ignores padding; this "
+                               "node pads", node=op.name)
+    return nir.SumPool2d(kernel_size=np.array(integers(node.kernel_size, "kernel_size", 2, 1)),
+                         stride=np.array(integers(node.stride, "stride", 2, 1)), padding=np.zeros(2, np.int64))
+
+
+# The non-neuron NIR types `_import_norse_module` has a module for, besides Input and Output, by class:
+# how each is written (with `gain`, one factor per output unit to fold in, where it has weights).
+MODULES: dict[type, Callable[[Op, np.ndarray | None], nir.NIRNode]] = {
+    nir.Affine: _dense, nir.Linear: _dense, nir.Conv2d: _conv2d, nir.Flatten: _flatten, nir.SumPool2d: _sum_pool}
 
 
 def _synapse(op: Op, gain: np.ndarray | None) -> nir.NIRNode:
     """The NIR node of a non-neuron op (`gain`: one factor per output unit to fold in, if any)."""
-    node, kind = op.params, op.kind
-    if kind == "Input":  # batch-free type: nir.read's type check passes (to_nir writes [1, N], which fails it)
+    what = op.primitive
+    if what.is_input:  # batch-free type: nir.read's type check passes (to_nir writes [1, N], which fails it)
         return nir.Input(input_type={"input": np.array(op.out_shape)})
-    if kind == "Output":
+    if what.is_output:
         return nir.Output(output_type={"output": np.array(op.out_shape)})
-    if kind in ("Affine", "Linear"):  # torch.nn.Linear; a zero bias adds exactly nothing
-        weight = np.asarray(node.weight, np.float64)
-        bias = np.zeros(weight.shape[0])
-        if getattr(node, "bias", None) is not None:
-            bias = bias + np.asarray(node.bias, np.float64)
-        g = np.ones(weight.shape[0]) if gain is None else gain
-        return nir.Affine(weight=_f32(weight * g[:, None]), bias=_f32(bias * g))
-    if kind == "Conv2d":  # torch.nn.Conv2d: it sets .bias unconditionally, so a bias is always written
-        weight = np.asarray(node.weight, np.float64)
-        bias = np.zeros(weight.shape[0]) + (0.0 if node.bias is None else np.asarray(node.bias, np.float64))
-        g = np.ones(weight.shape[0]) if gain is None else gain
-        spatial = tuple(op.in_shape[1:])
-        return nir.Conv2d(input_shape=spatial, weight=_f32(weight * g[:, None, None, None]),
-                          stride=integers(node.stride, "stride", 2, 1), padding=conv_padding(node, spatial),
-                          dilation=integers(node.dilation, "dilation", 2, 1),
-                          groups=integers(node.groups, "groups", 1, 1)[0], bias=_f32(bias * g))
-    if kind == "Flatten":  # torch.nn.Flatten on the batched tensor: negative dims mean the same there
-        n = len(op.in_shape)
-        start, end = (int(np.ravel(getattr(node, f))[0]) % n - n for f in ("start_dim", "end_dim"))
-        return nir.Flatten(input_type={"input": np.array(op.in_shape)}, start_dim=start, end_dim=end)
-    if kind == "SumPool2d":  # LPPool2d(norm_type=1) sums; it ignores padding (a warning only)
-        if any(integers(node.padding, "padding", 2, 0)):
-            raise UnsupportedError("norse's importer maps SumPool2d to LPPool2d, which ignores padding; this "
-                                   "node pads", node=op.name)
-        return nir.SumPool2d(kernel_size=np.array(integers(node.kernel_size, "kernel_size", 2, 1)),
-                             stride=np.array(integers(node.stride, "stride", 2, 1)), padding=np.zeros(2, np.int64))
-    raise UnsupportedError(f"norse's importer has no module for {kind} (import_nir.py maps it to None and "
-                           "nirtorch skips the node)", node=op.name)
+    write = MODULES.get(type(op.node))
+    if write is None:
+        raise UnsupportedError(f"norse's importer has no module for {op.kind} (import_nir.py maps it to None and "
+                               "nirtorch skips the node)", node=op.name)
+    return write(op, gain)
 
 
 def _edges(program: Program) -> list[tuple[str, str]]:
@@ -150,7 +178,7 @@ def _edges(program: Program) -> list[tuple[str, str]]:
     order) and feeds a node the outputs its sources made this step if they have run, else those of
     the step before (graph_executor.py _apply_module). Children go in our order, Output last (the
     executor returns the last node it runs); the walk is then checked edge by edge."""
-    position = {op.name: (op.kind == "Output", i) for i, op in enumerate(program.ops)}
+    position = {op.name: (op.primitive.is_output, i) for i, op in enumerate(program.ops)}
     edges = sorted(((s.name, op.name) for op in program.ops for s in op.sources), key=lambda e: position[e[1]])
     children: dict[str, list[str]] = {op.name: [] for op in program.ops}
     for src, dst in edges:

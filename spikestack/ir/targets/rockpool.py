@@ -23,16 +23,17 @@ Linear `<node>_gain` in front. Everything else is refused, naming the node; noth
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import nir
 import numpy as np
 
 from spikestack.errors import UnsupportedError
 from spikestack.ir.graph import Graph
+from spikestack.ir.primitives import Role
 from spikestack.ir.program import NeuronCoefficients, Op, Program
 
 WHO = "Rockpool 3.1.0's importer"
-WEIGHTS = ("Linear", "Affine")
 WHOLE_STEPS = 1e-6  # LI tau in steps: |tau - round(tau)| / tau; float32 fields hold tau to ~6e-8
 
 
@@ -101,16 +102,35 @@ def _li(op: Op) -> tuple[nir.LI, np.ndarray]:
     return nir.LI(tau=whole, r=whole - 1, v_leak=np.zeros(n)), flat(p.gain_v) / flat(p.alpha_v)
 
 
+# The neuron types `_convert_nir_to_rockpool` builds a module for, by class: (op, our dt) -> (the node, the
+# input gain to fold). An LI's tau is written in steps (ExpSynTorch runs at dt = 1), so it needs no dt.
+NEURONS: dict[type, Callable[[Op, float], tuple[nir.NIRNode, np.ndarray]]] = {
+    nir.CubaLIF: _cuba, nir.LI: lambda op, dt: _li(op)}
+# Why the other neuron types cannot be written, where the reason is more than a missing module.
+NEURON_REFUSALS = {nir.LIF: "crashes on every LIF node (it reads tau_mem, which nir.LIF lacks)"}
+
+
+def _neuron(op: Op, dt: float) -> tuple[nir.NIRNode, np.ndarray]:
+    convert = NEURONS.get(type(op.node))
+    if convert is None:
+        why = NEURON_REFUSALS.get(type(op.node), f"has no module for NIR {op.kind}")
+        raise _refuse(op.name, f"{WHO} {why}; only CubaLIF (LIFTorch) and LI (ExpSynTorch) neurons export")
+    return convert(op, dt)
+
+
 def _recurrences(graph: Graph) -> dict[str, str]:
     """{CubaLIF: its Linear/Affine loop} for every back edge, in the one form the importer reads."""
+    def lif_torch(name: str) -> bool:  # LIFTorch(has_rec=True) is read from a CubaLIF only
+        return isinstance(graph.nodes[name], nir.CubaLIF)
+
     loops: dict[str, str] = {}
     for src, dst in sorted(graph.back_edges):
-        lif, weights = (dst, src) if graph.type_of(dst) == "CubaLIF" else (src, dst)
-        if (graph.type_of(lif) != "CubaLIF" or graph.type_of(weights) not in WEIGHTS or lif in loops
+        lif, weights = (dst, src) if lif_torch(dst) else (src, dst)
+        if (not lif_torch(lif) or not graph.primitive(weights).is_dense or lif in loops
                 or graph.fan_in[weights] != (lif,) or graph.fan_out(weights) != (lif,)):
             raise _refuse(dst, f"{WHO} reads a recurrence only as a CubaLIF with a Linear/Affine loop of its own "
                                f"(a four-node subgraph); edge {src} -> {dst} closes another cycle")
-        if graph.type_of(weights) == "Affine" and np.any(np.asarray(graph.nodes[weights].bias) != 0):
+        if isinstance(graph.nodes[weights], nir.Affine) and np.any(np.asarray(graph.nodes[weights].bias) != 0):
             raise _refuse(weights, f"{WHO} ignores the bias of a recurrent Affine; this one is not zero")
         loops[lif] = weights
     return loops
@@ -132,33 +152,29 @@ def write_for(graph: Graph, program: Program) -> nir.NIRGraph:
         raise _refuse((program.inputs + program.outputs)[0], f"{WHO} runs graphs of one Input and one Output")
     dt = program.options.dt
     loops = _recurrences(graph)
-    dropped = {op.name for op in program.ops if op.kind == "Flatten"}
+    # reshapes (Flatten) are dropped: on the flat tensors every Rockpool module takes they are identities
+    dropped = {op.name for op in program.ops if op.primitive.role is Role.RESHAPE}
     written: dict[str, nir.NIRNode] = {}
     gains: dict[str, np.ndarray] = {}  # neuron -> input gain to fold
     for op in program.ops:
-        if op.kind == "Input":
+        what = op.primitive
+        if what.is_input:
             written[op.name] = nir.Input(input_type={"input": np.array([math.prod(op.out_shape)])})
-        elif op.kind == "Output":
+        elif what.is_output:
             written[op.name] = nir.Output(output_type={"output": np.array([math.prod(op.in_shape)])})
-        elif op.kind in WEIGHTS:
+        elif what.is_dense:  # LinearTorch
             if len(op.in_shape) != 1:  # LinearTorch multiplies the last axis of a flat (B, T, N) tensor
                 raise _refuse(op.name, f"{WHO} takes flat tensors; this {op.kind} multiplies input of shape "
                                        f"{op.in_shape}")
-        elif op.kind == "CubaLIF":
-            written[op.name], gains[op.name] = _cuba(op, dt)
-        elif op.kind == "LI":
-            written[op.name], gains[op.name] = _li(op)
-        elif op.kind in ("LIF", "IF", "CubaLI", "I"):
-            why = "crashes on every LIF node (it reads tau_mem, which nir.LIF lacks)" if op.kind == "LIF" else \
-                f"has no module for NIR {op.kind}"
-            raise _refuse(op.name, f"{WHO} {why}; only CubaLIF (LIFTorch) and LI (ExpSynTorch) neurons export")
-        elif op.kind != "Flatten":
+        elif what.is_neuron:
+            written[op.name], gains[op.name] = _neuron(op, dt)
+        elif op.name not in dropped:
             raise _refuse(op.name, f"{WHO} has no module for NIR {op.kind} (it reads Linear, Affine, CubaLIF, LI)")
     fold: dict[str, np.ndarray] = {}  # weights node -> row factors
     redirect: dict[str, str] = {}  # neuron -> the diagonal gain node its forward inputs now enter
     for name, gain in gains.items():
         srcs = _sources(graph, name, dropped, loops)
-        own = all(graph.type_of(s) in WEIGHTS and graph.fan_out(s) == (name,) for s in srcs)
+        own = all(graph.primitive(s).is_dense and graph.fan_out(s) == (name,) for s in srcs)
         for s in srcs + ([loops[name]] if name in loops else []):
             if own or s == loops.get(name):
                 fold[s] = gain
@@ -166,11 +182,11 @@ def write_for(graph: Graph, program: Program) -> nir.NIRGraph:
             redirect[name] = f"{name}_gain"
             written[redirect[name]] = nir.Linear(weight=np.diag(gain).astype(np.float32))
     for op in program.ops:
-        if op.kind in WEIGHTS:
-            node, rows = op.params, fold.get(op.name)
+        if op.primitive.is_dense:
+            node, rows = op.node, fold.get(op.name)
             scale = (lambda a: a) if rows is None or np.all(rows == 1) else (  # row i of W (and b_i) times c_i
                 lambda a: (np.asarray(a, np.float64) * rows.reshape((-1,) + (1,) * (np.ndim(a) - 1))).astype(np.float32))
-            written[op.name] = nir.Linear(weight=scale(node.weight)) if op.kind == "Linear" else \
+            written[op.name] = nir.Linear(weight=scale(node.weight)) if isinstance(node, nir.Linear) else \
                 nir.Affine(weight=scale(node.weight), bias=scale(node.bias))
     return _assemble(graph, written, loops, dropped, redirect)
 

@@ -20,6 +20,8 @@ Files are read by nir 1.0.4, which knows no `v_reset` field: LIF nodes are writt
 
 from __future__ import annotations
 
+from typing import Callable
+
 import nir
 import numpy as np
 import torch
@@ -28,8 +30,9 @@ from spikestack.errors import UnsupportedError
 from spikestack.ir.graph import Graph
 from spikestack.ir.program import NeuronCoefficients, Op, Program
 
+Fold = tuple[np.ndarray, np.ndarray]  # a neuron's input gain and constant drive, folded into its synapse
+
 WHO = "Sinabs' importer (sinabs.from_nir)"
-FOLDABLE = ("Affine", "Linear", "Conv2d")  # synapses the importer builds with weight and bias
 # Names nirtorch's GraphExecutor cannot add as modules: its own attributes (graph_executor.py __init__).
 RESERVED = frozenset(dir(torch.nn.Module)) | {"graph", "stateful_modules", "return_state", "execution_order"}
 
@@ -47,7 +50,7 @@ class LIF(nir.LIF):
 def write_for(graph: Graph, program: Program) -> nir.NIRGraph:
     """The graph in the fields Sinabs' importer reads into our dynamics; refuses what it cannot run."""
     _check_chain(graph, program)
-    folds: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # synapse -> (gain, bias) of its neuron
+    folds: dict[str, Fold] = {}  # synapse -> (gain, bias) of its neuron
     nodes: dict[str, nir.NIRNode] = {}
     for op in program.neuron_ops:
         nodes[op.name] = _neuron(graph, op, folds)
@@ -84,7 +87,11 @@ def _check_chain(graph: Graph, program: Program) -> None:
                                    "it runs, so only a chain of nodes runs as written", node=op.name)
 
 
-def _neuron(graph: Graph, op: Op, folds: dict) -> nir.NIRNode:
+def _f32(a) -> np.ndarray:
+    return np.asarray(a, np.float32)
+
+
+def _neuron(graph: Graph, op: Op, folds: dict[str, Fold]) -> nir.NIRNode:
     p: NeuronCoefficients = op.params
     if p.has_current:
         raise UnsupportedError(f"{WHO} has no {p.kind} (no synaptic current: it maps the node to nothing)",
@@ -118,14 +125,16 @@ def _neuron(graph: Graph, op: Op, folds: dict) -> nir.NIRNode:
     return LIF(**params) if p.spiking else nir.LI(**params)
 
 
-def _fold(graph: Graph, op: Op, gain: np.ndarray, bias: np.ndarray, folds: dict) -> None:
+def _fold(graph: Graph, op: Op, gain: np.ndarray, bias: np.ndarray, folds: dict[str, Fold]) -> None:
     src = op.sources[0].name if op.sources else None
-    if src is None or graph.type_of(src) not in FOLDABLE or graph.fan_out(src) != (op.name,):
+    # a synapse the importer builds with weight and bias: weights of its own, of a type it reads (not Conv1d)
+    foldable = src is not None and graph.primitive(src).has_weight_array and type(graph.nodes[src]) in WRITERS
+    if not foldable or graph.fan_out(src) != (op.name,):
         fed = f"{graph.type_of(src)} '{src}'" if src is not None else "nothing"
         raise UnsupportedError(f"{WHO} gives neurons input gain 1 and no constant drive; this node's gain "
                                f"{np.ravel(gain)[0]:g} (and drive) can only be folded into an Affine or Conv2d "
                                f"feeding it alone, and it is fed by {fed}", node=op.name)
-    if graph.type_of(src) == "Conv2d":  # one weight per output channel: gain and bias must be per channel
+    if graph.primitive(src).is_window:  # one weight per output channel: gain and bias must be per channel
         per_channel = gain.reshape(len(gain), -1), bias.reshape(len(bias), -1)
         if any(np.any(a != a[:, :1]) for a in per_channel):
             raise UnsupportedError(f"input gain or constant drive varies within a channel: it cannot be folded "
@@ -167,36 +176,58 @@ def _compact(op: Op, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v[tuple(slice(0, n) for n in shape)] for k, v in params.items()}
 
 
-def _other(op: Op, fold: tuple[np.ndarray, np.ndarray] | None) -> nir.NIRNode:
-    node, f32 = op.params, (lambda a: np.asarray(a, np.float32))
-    if op.kind == "Input":
+def _dense(op: Op, fold: Fold | None) -> nir.Affine:
+    """nn.Linear, written as an Affine (a Linear's bias is zero)."""
+    weight = np.asarray(op.node.weight, np.float64)
+    bias = np.asarray(op.node.bias, np.float64) if isinstance(op.node, nir.Affine) else np.zeros(len(weight))
+    if fold is not None:
+        weight, bias = fold[0][:, None] * weight, fold[0] * bias + fold[1]
+    return nir.Affine(weight=_f32(weight), bias=_f32(bias))
+
+
+def _conv2d(op: Op, fold: Fold | None) -> nir.Conv2d:
+    node = op.node
+    if isinstance(node.padding, str):
+        raise UnsupportedError(f"padding '{node.padding}': {WHO} passes padding to nn.Conv2d as numbers",
+                               node=op.name)
+    weight, bias = np.asarray(node.weight, np.float64), np.asarray(node.bias, np.float64)
+    if fold is not None:
+        weight, bias = fold[0][:, None, None, None] * weight, fold[0] * bias + fold[1]
+    return nir.Conv2d(input_shape=np.array(op.in_shape[1:]), weight=_f32(weight), stride=np.array(node.stride),
+                      padding=np.array(node.padding), dilation=np.array(node.dilation),
+                      groups=int(node.groups), bias=_f32(bias))
+
+
+def _sum_pool(op: Op, fold: Fold | None) -> nir.SumPool2d:
+    node = op.node
+    if np.any(np.asarray(node.padding) != 0):
+        raise UnsupportedError(f"padding {tuple(np.ravel(node.padding))}: {WHO} ignores SumPool2d's padding",
+                               node=op.name)
+    return nir.SumPool2d(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
+                         padding=np.zeros(2, np.int64))
+
+
+def _flatten(op: Op, fold: Fold | None) -> nir.Flatten:
+    return nir.Flatten(input_type={"input": np.array(op.in_shape)}, start_dim=int(op.node.start_dim),
+                       end_dim=int(op.node.end_dim))
+
+
+# The non-neuron NIR types `_import_sinabs_module` builds a module for, besides Input and Output, by
+# class: how each is written (`fold`: the (gain, bias) of the neuron it feeds, where it has weights).
+WRITERS: dict[type, Callable[[Op, Fold | None], nir.NIRNode]] = {
+    nir.Affine: _dense, nir.Linear: _dense, nir.Conv2d: _conv2d, nir.SumPool2d: _sum_pool, nir.Flatten: _flatten}
+# Why types it has no module for cannot be written, where the reason is more than its absence.
+REFUSED = {nir.Conv1d: "fails on it (it calls .detach() on the file's numpy arrays)"}
+
+
+def _other(op: Op, fold: Fold | None) -> nir.NIRNode:
+    what = op.primitive
+    if what.is_input:
         return nir.Input(input_type={"input": np.array(op.out_shape)})
-    if op.kind == "Output":
+    if what.is_output:
         return nir.Output(output_type={"output": np.array(op.in_shape)})
-    if op.kind in ("Affine", "Linear"):
-        weight = np.asarray(node.weight, np.float64)
-        bias = np.asarray(node.bias, np.float64) if op.kind == "Affine" else np.zeros(len(weight))
-        if fold is not None:
-            weight, bias = fold[0][:, None] * weight, fold[0] * bias + fold[1]
-        return nir.Affine(weight=f32(weight), bias=f32(bias))
-    if op.kind == "Conv2d":
-        if isinstance(node.padding, str):
-            raise UnsupportedError(f"padding '{node.padding}': {WHO} passes padding to nn.Conv2d as numbers",
-                                   node=op.name)
-        weight, bias = np.asarray(node.weight, np.float64), np.asarray(node.bias, np.float64)
-        if fold is not None:
-            weight, bias = fold[0][:, None, None, None] * weight, fold[0] * bias + fold[1]
-        return nir.Conv2d(input_shape=np.array(op.in_shape[1:]), weight=f32(weight), stride=np.array(node.stride),
-                          padding=np.array(node.padding), dilation=np.array(node.dilation),
-                          groups=int(node.groups), bias=f32(bias))
-    if op.kind == "SumPool2d":
-        if np.any(np.asarray(node.padding) != 0):
-            raise UnsupportedError(f"padding {tuple(np.ravel(node.padding))}: {WHO} ignores SumPool2d's padding",
-                                   node=op.name)
-        return nir.SumPool2d(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
-                             padding=np.zeros(2, np.int64))
-    if op.kind == "Flatten":
-        return nir.Flatten(input_type={"input": np.array(op.in_shape)}, start_dim=int(node.start_dim),
-                           end_dim=int(node.end_dim))
-    why = {"Conv1d": "fails on it (it calls .detach() on the file's numpy arrays)"}.get(op.kind, "has no such node")
-    raise UnsupportedError(f"{WHO} {why}: {op.kind} cannot be written for Sinabs", node=op.name)
+    write = WRITERS.get(type(op.node))
+    if write is None:
+        why = REFUSED.get(type(op.node), "has no such node")
+        raise UnsupportedError(f"{WHO} {why}: {op.kind} cannot be written for Sinabs", node=op.name)
+    return write(op, fold)

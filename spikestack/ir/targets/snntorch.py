@@ -24,17 +24,20 @@ nirtorch's delayed edge gives 0 at t = 0). Anything else is refused, naming the 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import nir
 import numpy as np
 
 from spikestack.errors import UnsupportedError
 from spikestack.ir.graph import Graph
 from spikestack.ir.options import LoweringOptions, options_metadata
+from spikestack.ir.primitives import kinds_with
 from spikestack.ir.program import NeuronCoefficients, Op, Program
 
 DT = 1e-4  # import_nir.py `_nir_to_snntorch_module`: dt = 1e-4 for LIF and CubaLIF alike
-WEIGHTED = ("Affine", "Linear", "Conv1d", "Conv2d")
-PASSED = ("Input", "Output", "Flatten", "AvgPool2d", "SumPool2d", *WEIGHTED)
+# The neuron types `_nir_to_snntorch_module` maps by class (Leaky for LIF and IF, Synaptic for CubaLIF)
+IMPORTED_NEURONS = (nir.LIF, nir.CubaLIF, nir.IF)
 WHY = "snnTorch's importer resets {} (Leaky/Synaptic with reset_mechanism='zero', reset_delay=False)"
 # What our own simulator needs to run the written file as snnTorch does (`spikestack run` with no options).
 WRITTEN_OPTIONS = LoweringOptions(dt=DT, reset="zero", reset_timing="immediate")
@@ -66,7 +69,7 @@ def _tau(decay: np.ndarray, name: str, field: str) -> np.ndarray:
 def _check_neuron(op: Op, p: NeuronCoefficients) -> None:
     """Refuse, in one line, what the importer's Leaky/Synaptic cannot compute (see the module docstring)."""
     n = op.name
-    if op.kind not in ("LIF", "CubaLIF", "IF"):
+    if not isinstance(op.node, IMPORTED_NEURONS):
         raise _refuse(n, f"{op.kind} has no mapping (nirtorch: 'Unknown node type'); only LIF, CubaLIF and IF")
     if p.reset == "subtract":
         raise _refuse(n, WHY.format("to zero in the spiking step") + "; this node resets by subtraction")
@@ -92,17 +95,51 @@ def _check_neuron(op: Op, p: NeuronCoefficients) -> None:
                          f"v_leak (a drive of {np.max(np.abs(p.bias_v)):g} per step)")
 
 
+def _flatten(program: Program, op: Op) -> nir.Flatten:
+    """torch.nn.Flatten(start, end) runs on batched tensors: negative dims mean the same there."""
+    n = len(op.in_shape)
+    start, end = (int(getattr(op.node, f)) % n - n for f in ("start_dim", "end_dim"))
+    return nir.Flatten(input_type={"input": np.array(op.in_shape)}, start_dim=start, end_dim=end)
+
+
+def _pool_fields(node: nir.NIRNode) -> dict[str, np.ndarray]:
+    return {f: np.broadcast_to(np.asarray(getattr(node, f), np.int64), (2,)).copy()
+            for f in ("kernel_size", "stride", "padding")}
+
+
+def _avg_pool(program: Program, op: Op) -> nir.AvgPool2d:
+    return nir.AvgPool2d(**_pool_fields(op.node))
+
+
+def _sum_pool(program: Program, op: Op) -> nir.SumPool2d:
+    """nirtorch: LPPool2d(norm_type=1) = avg_pool2d * area, padding ignored."""
+    pool = _pool_fields(op.node)
+    area = int(np.prod(pool["kernel_size"]))
+    binary = all(program.op(s.name).is_neuron for s in op.sources) and len(op.sources) == 1
+    if np.any(pool["padding"] != 0) or area & (area - 1) or not binary:
+        raise _refuse(op.name, "nirtorch runs SumPool2d as LPPool2d(norm_type=1), equal to a sum only without "
+                               "padding, on spikes, with a power-of-two kernel area (avg * area exact)")
+    return nir.SumPool2d(**pool)
+
+
+# The unweighted, non-neuron NIR types that snnTorch's importer or nirtorch's DEFAULT_MAP reads, besides
+# Input and Output, by class: how each is written. (Weighted ones are written by `_Writer.weighted`.)
+PASSED: dict[type, Callable[[Program, Op], nir.NIRNode]] = {
+    nir.Flatten: _flatten, nir.AvgPool2d: _avg_pool, nir.SumPool2d: _sum_pool}
+
+
 class _Writer:
     """One export: checks and writes each op, folding neuron gains into the weighted nodes feeding them."""
 
     def __init__(self, graph: Graph, program: Program):
         self.graph, self.program = graph, program
-        # float64 copies of every weighted node's arrays, scaled in place by the neurons they feed
+        # float64 copies of every weighted node's arrays (dense layers and convolutions, all of which the
+        # importer maps to torch layers as written), scaled in place by the neurons they feed
         self.weights: dict[str, list] = {}
         for op in program.ops:
-            if op.kind in WEIGHTED:
-                bias = getattr(op.params, "bias", None)
-                self.weights[op.name] = [np.array(op.params.weight, np.float64),
+            if op.primitive.has_weight_array:
+                bias = getattr(op.node, "bias", None)
+                self.weights[op.name] = [np.array(op.node.weight, np.float64),
                                          None if bias is None else np.array(bias, np.float64)]
         self.loops = self._loops()
 
@@ -112,7 +149,7 @@ class _Writer:
         for src, dst in sorted(self.graph.back_edges):
             g = self.graph
             forward = any((s, dst) not in g.back_edges for s in g.fan_in[dst])  # else nirtorch waits forever
-            if not (g.type_of(src) in ("Affine", "Linear") and g.fan_in[src] == (dst,) and g.fan_out(src) == (dst,)
+            if not (g.primitive(src).is_dense and g.fan_in[src] == (dst,) and g.fan_out(src) == (dst,)
                     and self.program.op(dst).is_neuron and forward):
                 raise _refuse(dst, f"the recurrent edge {src} -> {dst} is not a neuron <-> Affine/Linear loop with "
                                    "a forward input: the only recurrence nirtorch runs as we do")
@@ -121,7 +158,7 @@ class _Writer:
 
     def _rows(self, src: str, values: np.ndarray) -> np.ndarray | None:
         """`values` (of the neuron's shape) as one factor per output row/channel of `src`, else None."""
-        if self.graph.type_of(src) in ("Affine", "Linear"):
+        if self.graph.primitive(src).is_dense:
             return values.reshape(-1)
         flat = values.reshape(values.shape[0], -1)
         return flat[:, 0] if (flat == flat[:, :1]).all() else None
@@ -177,44 +214,33 @@ class _Writer:
 
     def other(self, op: Op) -> nir.NIRNode | None:
         """Non-neuron nodes as the importer reads them; None for weighted nodes (written after folding)."""
-        node, kind, name = op.params, op.kind, op.name
-        if kind not in PASSED:
-            raise _refuse(name, f"{kind} has no mapping in snnTorch's importer or nirtorch's defaults (it maps LIF, "
-                                f"CubaLIF, IF, {', '.join(PASSED[2:])})")
-        if kind == "Input":
+        what, name = op.primitive, op.name
+        if what.is_input:
             return nir.Input(input_type={"input": np.array(op.out_shape)})
-        if kind == "Output":
+        if what.is_output:
             if len(op.sources) != 1:
                 raise _refuse(name, "nirtorch returns several edges into an Output as a tuple, not summed")
             return nir.Output(output_type={"output": np.array(op.in_shape)})
-        if kind == "Flatten":  # torch.nn.Flatten(start, end) on batched tensors: negative dims mean the same
-            n = len(op.in_shape)
-            start, end = (int(getattr(node, f)) % n - n for f in ("start_dim", "end_dim"))
-            return nir.Flatten(input_type={"input": np.array(op.in_shape)}, start_dim=start, end_dim=end)
-        pool = {f: np.broadcast_to(np.asarray(getattr(node, f), np.int64), (2,)).copy()
-                for f in ("kernel_size", "stride", "padding") if kind.endswith("Pool2d")}
-        if kind == "SumPool2d":  # nirtorch: LPPool2d(norm_type=1) = avg_pool2d * area, padding ignored
-            area = int(np.prod(pool["kernel_size"]))
-            binary = all(self.program.op(s.name).is_neuron for s in op.sources) and len(op.sources) == 1
-            if np.any(pool["padding"] != 0) or area & (area - 1) or not binary:
-                raise _refuse(name, "nirtorch runs SumPool2d as LPPool2d(norm_type=1), equal to a sum only without "
-                                    "padding, on spikes, with a power-of-two kernel area (avg * area exact)")
-        if kind.endswith("Pool2d"):
-            return getattr(nir, kind)(**pool)
-        return None
+        if what.has_weight_array:
+            return None
+        write = PASSED.get(type(op.node))
+        if write is None:
+            mapped = [*(t.__name__ for t in PASSED), *kinds_with(lambda p: p.has_weight_array)]
+            raise _refuse(name, f"{op.kind} has no mapping in snnTorch's importer or nirtorch's defaults (it maps LIF, "
+                                f"CubaLIF, IF, {', '.join(mapped)})")
+        return write(self.program, op)
 
     def weighted(self, name: str) -> nir.NIRNode:
         node, (weight, bias) = self.graph.nodes[name], self.weights[name]
         w32 = weight.astype(np.float32)
         b32 = None if bias is None else bias.astype(np.float32)
-        kind = type(node).__name__
-        if kind in ("Affine", "Linear"):
+        if self.graph.primitive(name).is_dense:
             return nir.Linear(weight=w32) if b32 is None else nir.Affine(weight=w32, bias=b32)
         b32 = np.zeros(w32.shape[0], np.float32) if b32 is None else b32
         fields = {f: getattr(node, f) for f in ("stride", "padding", "dilation", "groups")}
         spatial = self.graph.in_shapes[name][1:]
-        return getattr(nir, kind)(input_shape=spatial[0] if kind == "Conv1d" else spatial, weight=w32, bias=b32,
-                                  **fields)
+        # a convolution of the type read (Conv1d or Conv2d); nir.Conv1d takes its one spatial size as an int
+        return type(node)(input_shape=spatial[0] if len(spatial) == 1 else spatial, weight=w32, bias=b32, **fields)
 
     def write(self) -> nir.NIRGraph:
         if len(self.program.inputs) != 1 or len(self.program.outputs) != 1:

@@ -12,7 +12,7 @@ from lava_nets import chain, io, lif, lower_file, lower_nodes, residual_hand_gra
 from spikestack.backends.lava import SUPPORTED_PRIMITIVES
 from spikestack.backends.lava.layout import conv_kernel_to_lava, from_lava, lava_layout, to_lava, xy
 from spikestack.backends.lava.lower import lower_program
-from spikestack.errors import UnsupportedError
+from spikestack.errors import OptionsError, UnsupportedError
 from spikestack.ir.quantise import quantise_program
 
 
@@ -28,6 +28,38 @@ def test_unsupported_primitive_names_the_node():
     program = lower_nodes(nodes, chain(["input", "thr", "output"]), dt=1.0)
     with pytest.raises(UnsupportedError, match="node 'thr'.*Threshold"):
         lower_program(program, "float", 10)
+
+
+def test_one_mode_name_per_arithmetic_and_fixed_only_as_the_pipelines_alias():
+    """The backend speaks the simulator's names; only `MODE_NAMES` (CLI, pipeline) takes "fixed"."""
+    from spikestack.backends.lava import run_lava
+    from spikestack.pipeline import MODE_NAMES
+
+    assert MODE_NAMES["lava"] == MODE_NAMES["sim"] == {"float": "float", "loihi": "loihi", "fixed": "loihi"}
+    inp, out = io([3])
+    program = lower_nodes({"input": inp, "fc": nir.Linear(weight=np.eye(3)), "lif": lif(3, 1.0, 1.0), "output": out},
+                          chain(["input", "fc", "lif", "output"]), dt=1.0)
+    with pytest.raises(OptionsError, match="mode must be one of float, loihi; got 'fixed'"):
+        lower_program(program, "fixed", 10)
+    with pytest.raises(OptionsError, match="mode must be one of float, loihi; got 'fixed'"):
+        run_lava(program, np.zeros((5, 1, 3)), "fixed", progress=False)
+
+
+def test_pools_become_depthwise_lava_convs_of_ones():
+    """A pool's Conv is its `ConvSynapse`: one group per channel, a kernel of ones (an average's
+    divided by the window's area), stride and kernel in Lava's (X, Y) order."""
+    inp, _ = io([3, 4, 6])
+    nodes = {"input": inp, "avg": nir.AvgPool2d(kernel_size=np.array([2, 3]), stride=np.array([2, 3]), padding=np.array([0, 0])),
+             "if1": nir.IF(r=np.ones((3, 2, 2)), v_threshold=np.ones((3, 2, 2)), v_reset=np.zeros((3, 2, 2))),
+             "sum": nir.SumPool2d(kernel_size=np.array([1, 2]), stride=np.array([1, 2]), padding=np.array([0, 0])),
+             "if2": nir.IF(r=np.ones((3, 2, 1)), v_threshold=np.ones((3, 2, 1)), v_reset=np.zeros((3, 2, 1))),
+             "output": nir.Output(output_type={"output": np.array([3, 2, 1])})}
+    plan = lower_program(lower_nodes(nodes, chain(list(nodes)), dt=1.0), "float", 10)
+    avg, total = plan.nodes["avg"].params, plan.nodes["sum"].params
+    assert (plan.nodes["avg"].kind, avg["groups"], avg["stride"], avg["weight"].shape) == ("conv", 3, (3, 2), (3, 3, 2, 1))
+    assert np.all(avg["weight"] == 1 / 6)
+    assert (total["groups"], total["stride"], total["weight"].shape) == (3, (2, 1), (3, 2, 1, 1))
+    assert np.all(total["weight"] == 1.0)
 
 
 @pytest.mark.parametrize("ndim", [1, 2])
@@ -87,7 +119,7 @@ def test_float_mode_reads_each_output_after_its_synapse_layers(fixtures_dir):
     assert plan.n_steps == 107
     assert plan.nodes["12"].params["start"] == 7  # frozen until its first input arrives
     program = lower_file(fixtures_dir / "cnn_sinabs.nir", "sinabs")
-    fixed = lower_program(program, "fixed", 100, qprog=quantise_program(program)[0])
+    fixed = lower_program(program, "loihi", 100, qprog=quantise_program(program)[0])
     assert fixed.n_steps == 100  # fixed point keeps Lava's own timing
 
 
@@ -127,6 +159,6 @@ def test_fixed_point_keeps_lavas_timing_where_paths_of_different_depth_meet():
              "lif2": lif(3, 0.01, 1.0), "output": out}
     edges = chain(["input", "fc1", "lif1", "fc2", "lif2", "output"]) + [("input", "skip"), ("skip", "lif2")]
     program = lower_nodes(nodes, edges, dt=1e-3)
-    fixed = lower_program(program, "fixed", 10, qprog=quantise_program(program)[0])
+    fixed = lower_program(program, "loihi", 10, qprog=quantise_program(program)[0])
     assert (fixed.n_steps, fixed.alignment, fixed.nodes["skip"].kind) == (10, {}, "dense")
     assert lower_program(program, "float", 10).alignment == {"lif2": {"skip": 1}}

@@ -54,7 +54,7 @@ def _fixed_plan():
              "lif1": lif(5, 5e-3, 30.0, v_leak=2.0), "fc2": nir.Linear(weight=rng.integers(-20, 40, (4, 5)).astype(np.float32)),
              "lif2": lif(4, 4e-3, 20.0), "output": nir.Output(output_type={"output": np.array([4])})}
     program = lower_nodes(nodes, chain(list(nodes)), dt=1e-3, initial_potential=0.25)
-    return lower_program(program, "fixed", 20, record=("lif1",), count=True, qprog=quantise_program(program)[0])
+    return lower_program(program, "loihi", 20, record=("lif1",), count=True, qprog=quantise_program(program)[0])
 
 
 @pytest.fixture()
@@ -67,7 +67,7 @@ def no_pickle(monkeypatch):
         monkeypatch.setattr(pickle, name, refuse)
 
 
-@pytest.mark.parametrize("mode", ["float", "fixed"])
+@pytest.mark.parametrize("mode", ["float", "loihi"])
 def test_job_file_round_trips_the_plan_exactly_and_holds_no_pickle(tmp_path, mode, no_pickle):
     if mode == "float":  # NeuronCoefficients, relays (int64 steps), a DelayDense, float weights
         plan = lower_program(residual_hand_graph(), "float", 12, record=("sum",), count=True)

@@ -85,7 +85,7 @@ def test_fixed_point_is_bit_identical_to_the_simulators_loihi_mode(make):
     rng = np.random.default_rng(7)
     program, shape, neurons = make(rng)
     x = (rng.random((T, B, *shape)) < 0.3).astype(np.int64)
-    lava = run_lava(program, x, "fixed", record=neurons, progress=False)
+    lava = run_lava(program, x, "loihi", record=neurons, progress=False)
     sim = simulate(program, x, "loihi", record=neurons)
     assert lava.output.sum() > 5  # the output layer spikes: the comparison is not vacuous
     if make is _multi:  # graded spikes really carry counts > 1 through Lava's connections

@@ -84,7 +84,7 @@ def test_resnet_fixed_point_is_bit_identical_to_the_simulators_loihi_mode(resnet
     program = programs[False]
     neurons = tuple(op.name for op in program.neuron_ops)
     x = (np.random.default_rng(3).random((T, *images.shape)) < images).astype(np.int64)  # rate-coded pixels
-    lava = run_lava(program, x, "fixed", record=neurons, progress=False)
+    lava = run_lava(program, x, "loihi", record=neurons, progress=False)
     sim = simulate(program, x, "loihi", record=neurons)
     assert sum(sim.recordings[name]["s"].sum() for name in neurons[:-1]) > 100
     for name in neurons:
@@ -97,7 +97,7 @@ def test_restructured_resnet_in_fixed_point_is_refused_naming_the_node(resnets):
     programs, images = resnets
     x = np.zeros((T, *images.shape), dtype=np.int64)
     with pytest.raises(UnsupportedError, match=r"^node '\w+_stream'"):
-        run_lava(programs[True], x, "fixed", progress=False)
+        run_lava(programs[True], x, "loihi", progress=False)
 
 
 def test_hand_built_residual_graph_equals_the_simulator():

@@ -1,24 +1,20 @@
-"""`spikestack sweep`: the sweep's defaults, its arguments and the command, for the CLI to register.
+"""`spikestack sweep`: its arguments and the command (`SWEEP_COMMANDS`), for `spikestack.cli` to register.
 
-This module imports nothing heavy (the sweep itself loads torch and every stage when it runs), so
-the CLI can build its parser, for every command, in a fraction of a second; the defaults live here
-for the same reason. Lists ('8,16,32', 'float,loihi') stay strings and are parsed by `sweep`, so a
-bad item is a one-line `OptionsError` (exit 2 in the CLI), the same from Python and from the shell.
+This module imports nothing heavy: the defaults come from `spikestack.sweep`'s light package module,
+and the sweep itself (torch and every stage) loads when the command runs, so the CLI can build its
+parser, for every command, in a fraction of a second. Lists ('8,16,32', 'float,loihi') stay strings
+and are parsed by `sweep`, so a bad item is a one-line `OptionsError` (exit 2 in the CLI), the same
+from Python and from the shell.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from spikestack.arguments import (COUNT, NATURAL, POSITIVE, add_lowering_arguments, add_progress_argument,
-                                  lowering_options, wants_progress)
-
-MODES = ("float", "loihi")
-DEFAULT_STEPS = (8, 16, 32)
-DEFAULT_CHIPS = ("loihi",)
-DEFAULT_CHUNK_SIZE = 500  # 20 tasks per configuration on a 10 000-sample test set; ~50 MB of spikes at T=32
-CALIBRATION_SAMPLES = 128
-CONNECT_TIMEOUT_S = 10.0
+from spikestack.cli.arguments import (COUNT, NATURAL, POSITIVE, Command, add_lowering_arguments, add_progress_argument,
+                                      lowering_options, wants_progress)
+from spikestack.sweep import (CALIBRATION_SAMPLES, CONNECT_TIMEOUT_S, DEFAULT_CHIPS, DEFAULT_CHUNK_SIZE, DEFAULT_STEPS,
+                              MODES)
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,3 +51,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     print(result.table())
     print(f"wrote {', '.join(result.files.values())}")
     return 0
+
+
+SWEEP_COMMANDS: dict[str, Command] = {
+    "sweep": Command("accuracy, energy and latency over a dataset, on Dask", add_sweep_arguments, run_sweep_command),
+}

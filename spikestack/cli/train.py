@@ -1,6 +1,6 @@
-"""The arguments of `spikestack train <method>` and `spikestack convert`, for `spikestack.cli` alone to register.
+"""`spikestack train <method>` and `spikestack convert`: their arguments and commands (`TRAIN_COMMANDS`).
 
-Kept apart so cli.py stays short; nothing else may import it. It imports nothing heavy: the jobs
+Nothing outside `spikestack.cli` may import it. It imports nothing heavy: the jobs
 (`spikestack.pipeline.training`) load torch when a command runs, so `spikestack --help` stays fast.
 Two rules keep the library the one place that decides:
 - no argparse `choices`: a bad name (dataset, surrogate, arch, noise...) reaches the method, whose
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-from spikestack.arguments import FINITE, add_progress_argument, wants_progress
+from spikestack.cli.arguments import FINITE, Command, add_progress_argument, wants_progress
 
 # Options that are not keyword arguments of the jobs.
 _NOT_PASSED = {"command", "method", "dataset", "calib", "model", "out", "json", "max_memory"}
@@ -154,3 +154,11 @@ def run_convert(args: argparse.Namespace) -> int:
 
     check_job_outputs(args.out, args.json, model=args.model, calib=args.calib)  # --json too, before converting
     return _finish(convert_command(args.model, args.calib, args.out, **_options(args)), args.json)
+
+
+TRAIN_COMMANDS: dict[str, Command] = {
+    "train": Command("train an SNN (s3nn, noise-t1, hnsg, spide) or a ResNet ANN; export it", add_train_arguments,
+                     run_train),
+    "convert": Command("convert a trained ResNet ANN (.pt) to an SNN with tuned thresholds; export it",
+                       add_convert_arguments, run_convert),
+}

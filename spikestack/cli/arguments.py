@@ -1,7 +1,7 @@
-"""The CLI's argument parser and the lowering options as command-line arguments.
+"""The CLI's argument parser, its `Command` entries, and the lowering options as command-line arguments.
 
-A leaf that imports nothing heavy (only the `checks` leaf), so the CLI (and `sweep`'s command half)
-can build their parsers in a fraction of a second. `Parser` is the one parser class of every
+A leaf that imports nothing heavy (only the `checks` leaf), so the command modules (`graph`, `train`,
+`sweep`) can build their parsers in a fraction of a second. `Parser` is the one parser class of every
 command and sub-command: an argparse error is one line (`spikestack run: error: ...`, exit 2), like
 a `SpikestackError`, and a negative number is a value. The option types (`COUNT`, `POSITIVE`...) reject
 what cannot be meant (NaN, inf, 0 steps) at once, naming the option; the library functions that
@@ -13,12 +13,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from typing import Callable, NoReturn
 
 from spikestack.checks import number_problem
 
 PRESETS = ("norse", "norse@1.0", "snntorch", "sinabs", "rockpool", "spikestack")
 _PROG = "_spikestack_prog"  # namespace attribute: the prog of the deepest parser that ran
+
+
+@dataclass(frozen=True)
+class Command:
+    """One sub-command of `spikestack`: its line in `--help`, what adds its arguments to its parser,
+    and what runs it on the parsed arguments (returning the exit code)."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
 
 
 def _is_number(text: str) -> bool:

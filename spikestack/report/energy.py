@@ -1,4 +1,5 @@
-"""Energy reports: `energy.json`, `energy.md` and PNG plots for a set of chips.
+"""Energy reports: `energy.json`, `energy.md` and PNG plots for a set of chips, rendered from the
+`Budget`s (or violations) that `energy` computed; nothing here places or prices anything.
 
 Per chip: whether the network fits (or every violation, naming layer and limit), energy and latency
 per inference, the per-layer breakdown, which constants dominate, and what is unknown and why. A
@@ -14,15 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spikestack.checks import check_positive
 from spikestack.energy.budget import Budget
-from spikestack.energy.mapping import check_fit, map_to_cores
-from spikestack.energy.model import estimate
-from spikestack.energy.operands import steps_and_batch
-from spikestack.energy.profile import load_profile
-from spikestack.errors import ChipError, OptionsError
-from spikestack.ir.program import Program
-from spikestack.ir.run import Counts, Run
+from spikestack.ir.run import Counts
 from spikestack.outputs import ensure_directory, write_text
 
 # What a report writes into its directory (names the commands check against their inputs first).
@@ -104,7 +98,8 @@ def _plain(value, key: str = "") -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def format_markdown(report: dict) -> str:
+def format_energy_markdown(report: dict) -> str:
+    """`energy.md` from the report's JSON content: a summary table, then one section per chip."""
     chips = report["chips"]
     lines = ["# Energy and latency per inference", "",
              "Per-operation costs from each chip's profile (spikestack/energy/profiles, with sources). "
@@ -118,20 +113,32 @@ def format_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_report(budgets: dict[str, Budget | list[str] | str], out_dir: str | os.PathLike,
-                 counts: Counts | None = None, spikes: dict[str, np.ndarray] | None = None,
-                 meta: dict | None = None) -> dict:
-    """Write energy.json, energy.md and the plots into out_dir; return the JSON content.
-    `budgets`: chip -> Budget, or the chip's violations (list of str) when the network does not fit."""
-    out = ensure_directory(out_dir)
-    from spikestack.energy.plots import write_plots  # matplotlib loads only when a report is drawn
+def _write_plots(budgets: dict, out_dir: Path, counts: Counts | None,
+                 spikes: dict[str, np.ndarray] | None) -> list[str]:
+    """The three plots of PLOT_FILES; a plot with nothing to show is skipped, not drawn empty."""
+    # matplotlib loads only when a report is drawn; the file names stay here so that the plots
+    # module needs nothing from this one (no import circle)
+    from spikestack.report.energy_plots import plot_energy_per_step, plot_layer_energy, plot_raster
 
+    layers, raster, steps = (out_dir / name for name in PLOT_FILES)
+    made = [plot_layer_energy(budgets, layers), plot_raster(raster, spikes, counts),
+            plot_energy_per_step(budgets, steps)]
+    return [m for m in made if m]
+
+
+def write_energy_report(budgets: dict[str, Budget | list[str] | str], out_dir: str | os.PathLike,
+                        counts: Counts | None = None, spikes: dict[str, np.ndarray] | None = None,
+                        meta: dict | None = None) -> dict:
+    """Write energy.json, energy.md and the plots into out_dir; return the JSON content.
+    `budgets`: chip -> Budget, or the chip's violations (list of str) when the network does not fit;
+    `meta`: top-level figures the JSON carries as they are (seconds per step, steps, samples)."""
+    out = ensure_directory(out_dir)
     report = {"chips": {chip: chip_entry(b) for chip, b in budgets.items()}, **(meta or {})}
-    report["plots"] = write_plots(budgets, out, counts, spikes)
+    report["plots"] = _write_plots(budgets, out, counts, spikes)
     if counts is not None:
         report["counts"] = counts.to_dict()
     write_text(out / "energy.json", json.dumps(report, indent=2, default=_json_default))
-    write_text(out / "energy.md", format_markdown(report))
+    write_text(out / "energy.md", format_energy_markdown(report))
     return report
 
 
@@ -141,33 +148,3 @@ def _json_default(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _dt_seconds(program: Program) -> tuple[float | None, str]:
-    """Seconds per step from the lowering options, unless the graph counts time in steps (Sinabs)."""
-    if program.options.preset == "sinabs":
-        return None, "the sinabs preset counts time in steps (dt = 1 step): no seconds per step known"
-    return float(program.options.dt), "dt of the lowering options, read as seconds"
-
-
-def energy_report(program: Program, run: Run, chips: list[str], out_dir: str | os.PathLike,
-                  dt: float | None = None, weight_bits: int | None = None) -> dict:
-    """Place the program on each chip, estimate the run's counts there and write the report.
-    `chips`: profile names or paths; `dt`: seconds per step (default: from the lowering options)."""
-    check_positive(dt, "dt (seconds per step)")  # 0, negative, NaN or inf: energies and latencies of no meaning
-    if run.counts is None or not run.counts.per_node:
-        raise OptionsError("the run has no counts: simulate with count=True before an energy report")
-    seconds, source = (dt, "given") if dt is not None else _dt_seconds(program)
-    budgets: dict[str, Budget | list[str]] = {}
-    for chip in chips:
-        profile = load_profile(chip)
-        try:
-            placement = map_to_cores(program, profile, weight_bits)
-        except ChipError:  # does not fit: list every violation instead of a number
-            budgets[profile.name] = check_fit(program, profile, weight_bits)
-            continue
-        budgets[profile.name] = estimate(run.counts, placement, profile, seconds)
-    spikes = {node: rec["s"] for node, rec in run.recordings.items() if "s" in rec}
-    steps, samples = steps_and_batch(run.counts)
-    meta = {"dt_seconds": seconds, "dt_source": source, "steps": steps, "samples": samples}
-    return write_report(budgets, out_dir, run.counts, spikes=spikes or None, meta=meta)

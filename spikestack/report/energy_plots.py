@@ -1,4 +1,5 @@
-"""PNG plots of energy budgets: per-layer energy by chip, a spike raster, energy per time step.
+"""PNG plots of energy budgets: per-layer energy by chip, a spike raster, energy per time step
+(`report.energy` names the files and draws them into an energy report).
 
 Figures are drawn on matplotlib's Agg canvas directly (`Figure` + `FigureCanvasAgg`), never through
 pyplot: a library must not switch its caller's global backend or leak open figures.
@@ -13,7 +14,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from spikestack.energy.budget import Budget
-from spikestack.energy.report import PLOT_FILES
 from spikestack.ir.run import Counts
 from spikestack.outputs import write_atomically
 
@@ -109,11 +109,3 @@ def plot_raster(path: Path, spikes: dict[str, np.ndarray] | None = None, counts:
     ax.set_xlabel("time step")
     return _save(fig, path)
 
-
-def write_plots(budgets: dict, out_dir: Path, counts: Counts | None = None,
-                spikes: dict[str, np.ndarray] | None = None) -> list[str]:
-    """All three plots into out_dir; returns the files written (a plot with nothing to show is skipped)."""
-    layers, raster, steps = (out_dir / name for name in PLOT_FILES)
-    made = [plot_layer_energy(budgets, layers), plot_raster(raster, spikes, counts),
-            plot_energy_per_step(budgets, steps)]
-    return [m for m in made if m]
