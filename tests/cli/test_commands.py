@@ -64,22 +64,23 @@ def test_unknown_chip_is_one_line(fixtures_dir, capsys):
 
 
 def test_unsupported_primitive_for_a_backend_is_one_line(tmp_path, capsys):
-    """Threshold runs in the simulator but has no Lava lowering: the Lava run names the node.
+    """A Threshold straight after the Input runs in the simulator's loihi mode, but Lava needs a
+    synapse before every neuron (the Threshold runs as one): the Lava run names the node.
     (Without Lava, the one line says why the backend is unavailable instead.)"""
     import nir
 
     graph = nir.NIRGraph(
-        nodes={"input": nir.Input(input_type={"input": np.array([3])}), "fc": nir.Linear(weight=np.eye(3)),
+        nodes={"input": nir.Input(input_type={"input": np.array([3])}),
                "thr": nir.Threshold(threshold=np.full(3, 0.5)), "output": nir.Output(output_type={"output": np.array([3])})},
-        edges=[("input", "fc"), ("fc", "thr"), ("thr", "output")], type_check=False)
+        edges=[("input", "thr"), ("thr", "output")], type_check=False)
     path, x = tmp_path / "thr.nir", tmp_path / "x.npy"
     nir.write(path, graph)
     np.save(x, np.ones((4, 1, 3), np.float32))
-    argv = ["run", str(path), "--dt", "1", "--input", str(x), "--out", str(tmp_path / "o.npz")]
+    argv = ["run", str(path), "--dt", "1", "--input", str(x), "--out", str(tmp_path / "o.npz"), "--mode", "loihi"]
     assert main(argv) == 0
     assert main(argv + ["--backend", "lava"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     from spikestack.backends.lava import lava_unavailable_reason
 
-    assert ("node 'thr'" in err and "not supported by the Lava backend" in err) if lava_unavailable_reason() is None else "Lava backend unavailable" in err
+    assert ("node 'thr'" in err and "has no synapse op" in err) if lava_unavailable_reason() is None else "Lava backend unavailable" in err

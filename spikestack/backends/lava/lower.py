@@ -2,8 +2,9 @@
 
 Each op is lowered by its role (`ir.primitives`, `LOWER_BY_ROLE`): every synapse operator becomes
 one Lava connection process (synapses.py), every neuron operator a stock LIF or a `ProgramNeuron`
-(neurons.py), the Input a ring buffer, and a reshape (Flatten) a reshape of a Lava port. A role with
-no entry there (Threshold) is refused, naming the node. Nothing here imports Lava: build.py
+(neurons.py), a Threshold a neuron that remembers nothing (neurons.thresholds_as_neurons), the Input a
+ring buffer, and a reshape (Flatten) a reshape of a Lava port. A role with no entry there is refused,
+naming the node. Nothing here imports Lava: build.py
 instantiates the plan in the child process.
 
 Modes: "float" (Lava's floating_pt models) and "loihi" (its bit-accurate fixed_pt models, running
@@ -203,7 +204,8 @@ class _Lowering:
 
 # How each role becomes Lava processes; an op of any other role has no Lava lowering.
 LOWER_BY_ROLE = {Role.INPUT: _Lowering.source, Role.OUTPUT: _Lowering.pass_on, Role.RESHAPE: _Lowering.pass_on,
-                 Role.DELAY: _Lowering.delay, Role.SYNAPSE: _Lowering.synapse, Role.NEURON: _Lowering.neuron}
+                 Role.DELAY: _Lowering.delay, Role.SYNAPSE: _Lowering.synapse, Role.NEURON: _Lowering.neuron,
+                 Role.THRESHOLD: _Lowering.neuron}  # as a memoryless neuron (neurons.thresholds_as_neurons)
 # The NIR types the backend lowers, for messages and users who ask (derived from the roles above).
 SUPPORTED_PRIMITIVES = frozenset(kinds_with(lambda p: p.role in LOWER_BY_ROLE))
 
@@ -243,7 +245,8 @@ def lower_program(program: Program, mode: str, n_steps: int, record: tuple[str, 
             raise UnsupportedError(f"primitive '{op.kind}' is not supported by the Lava backend", node=op.name)
     if mode == "loihi" and qprog is None:
         raise OptionsError("loihi mode needs the quantised program (ir.quantise.quantise_program)")
-    lowering = _Lowering(program, mode, qprog if mode == "loihi" else None, binary_input)
+    program, qprog = neurons.thresholds_as_neurons(program, qprog if mode == "loihi" else None, binary_input)
+    lowering = _Lowering(program, mode, qprog, binary_input)
     lowering.lower()
     lowering.connect()
     lowering.mark_records(tuple(record), count)

@@ -26,7 +26,9 @@ import dataclasses
 import numpy as np
 
 from spikestack.backends.lava.layout import to_lava
-from spikestack.ir.fixed import NeuronInts
+from spikestack.errors import UnsupportedError
+from spikestack.ir.fixed import ACT_SHIFT, DECAY_MAX, DECAY_UNITY, U_DECAY_OFFSET, V_BITS, NeuronInts
+from spikestack.ir.primitives import Role
 from spikestack.ir.program import NeuronCoefficients, Op, Program
 from spikestack.ir.quantise import QuantisedProgram
 from spikestack.ir.shapes import Shape
@@ -130,6 +132,8 @@ def stock_lif_fixed_obstacle(op: Op, q: NeuronInts, qprog: QuantisedProgram) -> 
         return firing_obstacle(q.compare, q.spikes_per_step)
     if not all(_uniform(np.asarray(a)) for a in (q.du, q.dv, q.vth)):
         return "per-neuron time constants or thresholds"
+    if np.max(q.dv) > DECAY_MAX:  # a Threshold's: v forgets all, past Lava's 12-bit dv
+        return "no voltage memory (dv = 4096)"
     for src in op.sources:
         if src.name in qprog.synapses and qprog.synapses[src.name].bias is not None:
             return f"'{src.name}' has a bias that Lava's connection processes cannot add"
@@ -158,3 +162,59 @@ def custom_fixed_params(op: Op, q: NeuronInts, lava_shape: Shape, order: np.ndar
         if ints[name] is not None:  # vth is None for a non-spiking population, v_reset when it is 0
             ints[name] = _lava_ints(ints[name], op, lava_shape, order)
     return dict(shape=tuple(lava_shape), coeffs=ints, start=0, biases=(), v_init=ints["v_init"])
+
+
+# --- NIR's Threshold (Role.THRESHOLD): s = x > level, remembering nothing. Lava has no such process,
+# so it runs as a neuron whose potential is this step's input alone. Float: alpha_v = 0, gain_v = 1,
+# so v = x exactly and the compare is the simulator's (a stock LIF with du = dv = 1 where that
+# computes the same). Fixed point: no decay memory (u's factor 4096 - du - 1 and v's 4096 - dv are
+# 0), so v = a_in << 6 and v > level << 6 is the simulator's a_in > level, as long as a_in << 6 fits
+# the 24-bit registers, which is checked from the weights (else refused, naming the node).
+
+def thresholds_as_neurons(program: Program, qprog: QuantisedProgram | None, binary_input: bool
+                          ) -> tuple[Program, QuantisedProgram | None]:
+    """The Program (and its integers) with every Threshold op given a neuron's coefficients."""
+    ops = {op.name: op for op in program.ops}
+    levels = {name: op.params.threshold for name, op in ops.items() if op.primitive.role is Role.THRESHOLD}
+    if not levels:
+        return program, qprog
+    for name, level in levels.items():
+        zeros = np.zeros(ops[name].out_shape)
+        ops[name] = dataclasses.replace(ops[name], params=NeuronCoefficients(
+            kind=ops[name].kind, alpha_v=zeros, gain_v=zeros + 1, bias_v=zeros, v_init=zeros,
+            v_threshold=np.broadcast_to(level, zeros.shape).copy(), v_reset=zeros))
+    program = dataclasses.replace(program, ops=tuple(ops[op.name] for op in program.ops))
+    if qprog is None:
+        return program, None
+    ints = {name: NeuronInts(du=DECAY_UNITY - U_DECAY_OFFSET, dv=DECAY_UNITY, bias_mant=0, bias_exp=0,
+                             vth=qprog.thresholds[name], v_init=0, v_reset=None, reset="zero", compare=">",
+                             spikes_per_step="one", delay_input=False, has_current=False, scale=1.0)
+            for name in levels}
+    for name in levels:
+        _check_threshold_input(program, qprog, name, binary_input)
+    return program, dataclasses.replace(qprog, program=program, neurons={**qprog.neurons, **ints})
+
+
+def _check_threshold_input(program: Program, qprog: QuantisedProgram, name: str, binary_input: bool) -> None:
+    """Refuse a Threshold whose a_in could leave +-2^17 (a_in << 6 past 24 bits), from its synapse's
+    integers and binary input; one with no synapse before it is refused by the lowering itself."""
+    source = program.op(program.op(name).sources[0].name)
+    while source.primitive.passes_values and source.sources:
+        source = program.op(source.sources[0].name)
+    if not source.primitive.is_synapse:
+        return
+    kinds = program.event_kinds({program.inputs[0]: "binary" if binary_input else "graded"}, pools_count=False)
+    limit = 1 << (V_BITS - ACT_SHIFT - 1)
+    if any(kinds[s.name] != "binary" for s in source.sources):
+        raise UnsupportedError(f"in loihi mode a Threshold needs spikes into '{source.name}', so that its "
+                               f"input is known to stay within +-2^{V_BITS - ACT_SHIFT - 1} (Loihi's 24-bit v)",
+                               node=name)
+    q = qprog.synapses[source.name]
+    weights = np.abs(q.weight).reshape(len(q.weight), -1)
+    per_output = weights.max(axis=1) if source.primitive.is_elementwise else weights.sum(axis=1)
+    bound = int(per_output.max(initial=0)) * 2 ** q.weight_exp
+    bound += 0 if q.bias is None else int(np.abs(q.bias).max())
+    if bound >= limit:
+        raise UnsupportedError(f"in loihi mode its input can reach {bound:g}, past the +-{limit} that Loihi's "
+                               f"24-bit v holds once shifted 6 bits (the simulator compares it unbounded)",
+                               node=name)
