@@ -3,7 +3,7 @@
 "Synaptic operations" has no single definition (BRIEF §5): Sinabs counts spikes x structural fan-out
 (zero weights count, k spikes cost k); NeuroBench counts non-zero weights reached by a non-zero input
 (Effective ACs where the layer's input is binary, MACs otherwise) and Dense (every weight). Our Counts
-carry both (ARCHITECTURE.md), so on the same network and the same spikes each of ours must equal its
+carry both (docs/architecture.md), so on the same network and the same spikes each of ours must equal its
 peer's, up to the differences listed under the table.
 
 Main side (.venv): builds two torch SNNs with seeded weights (a 16-32-10 LIF MLP with 30 % of its first

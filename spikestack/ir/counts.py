@@ -3,7 +3,7 @@
 `count_op(op, inputs, outputs)` takes the op's (fan-in summed) input and its output with any
 leading dimensions, e.g. (T, B) or (B,), and returns one int64 array of those leading dimensions
 per metric in `spikestack.ir.run.METRICS`. The simulator calls it step by step; the Lava backend
-calls it on recorded spikes. Conventions (ARCHITECTURE.md, "Counts: names are a contract"):
+calls it on recorded spikes. Conventions (docs/architecture.md, "Run and Counts"):
 
 - events: in an array of spike counts a value k is k spikes (k spikes cost k: a SumPool output of
   3 is 3 events); in a graded array (currents, voltages, analog data) each non-zero value is one

@@ -6,8 +6,9 @@ and lava/utils/weightutils.py. Where Lava leans on numpy's int32 overflow (its m
 and LIF state are int32), we reproduce the wrap, so results match for any int32 input, not only
 for inputs inside the documented bit widths. Pure functions on int64 arrays; leading batch
 dimensions broadcast. `neuron_step_fixed` is a population's whole step, our extensions included,
-for the simulator's loihi mode and our Lava model alike. A leaf: imported by code that runs
-without Lava, it imports neither lava nor any spikestack module but `errors`.
+for the simulator's loihi mode and our Lava model alike. Float values become these integers in
+`ir.discretise`. A leaf: imported by code that runs without Lava, it imports neither lava nor any
+spikestack module but `errors`.
 """
 
 from __future__ import annotations
@@ -72,19 +73,6 @@ def clip_signed(x, bits: int) -> np.ndarray:
     return np.clip(_int(x), -limit, limit)
 
 
-def decay_to_int(decay, offset: int = 0) -> np.ndarray:
-    """Per-step decay fraction (du = 1 - alpha, as in Lava's float LIF) -> 12-bit integer.
-
-    round(decay * 4096) - offset, clipped to [0, 4095]; numpy rounds halves to even. A decay of
-    1 cannot be represented (4095 leaves 1/4096). Pass offset=U_DECAY_OFFSET for u: the
-    hardware adds one to du, so this compensates for it (du=0 still decays u by 1/4096).
-    """
-    d = np.asarray(decay, dtype=np.float64)
-    if not np.all(np.isfinite(d)) or np.any(d < 0) or np.any(d > 1):
-        raise OptionsError(f"decay must be a fraction in [0, 1], got {d}")
-    return np.clip(np.rint(d * DECAY_UNITY).astype(np.int64) - offset, 0, DECAY_MAX)
-
-
 def effective_bias(bias_mant, bias_exp) -> np.ndarray:
     """bias_mant * 2^bias_exp as Lava scales it: a left shift, or for a negative exponent an
     arithmetic right shift (rounds towards -inf). Added to v unshifted, unlike a_in and vth."""
@@ -105,14 +93,14 @@ def lif_step_fixed(a_in, u, v, du, dv, bias_mant, bias_exp, vth, reset: str = "z
     u' = fold24(trunc(u * (4096 - du - 1) / 4096) + (a_in << 6))
     v' = clip24(trunc(v * (4096 - dv) / 4096) + u' + bias_mant * 2^bias_exp)
     spike where v' > vth << 6 (strict), then v' = 0 ("zero", Lava) or v' - (vth << 6)
-    ("subtract", our extension; no re-clip needed since v' > vth << 6 >= 0). Our extensions for
-    Sinabs and Rockpool: compare ">=" fires at v' >= vth << 6 (integers: exactly v' > (vth << 6) - 1),
-    and spikes_per_step "many" sends floor(v' / (vth << 6)) as one graded spike (Loihi 2's graded
-    spikes carry it: v' < 2^23 and vth << 6 >= 2^6 bound it by 2^17), removing that many thresholds
-    under "subtract" (needs vth >= 1, which `ir.quantise` checks). a_in is the Dense
-    output of the previous step (Dense delays by one step). The initial potential is simply
-    the v passed at the first step. Inputs are int32-range values, as on Lava's ports and
-    in its int32 state; Lava's int32 wraps are reproduced. u is never reset, as in Lava.
+    ("subtract", our extension; no re-clip needed since v' > vth << 6 >= 0). Our extensions for Sinabs and
+    Rockpool: compare ">=" fires at v' >= vth << 6 (integers: exactly v' > (vth << 6) - 1), and
+    spikes_per_step "many" sends floor(v' / (vth << 6)) as one graded spike (Loihi 2's graded spikes carry
+    it: v' < 2^23 and vth << 6 >= 2^6 bound it by 2^17), removing that many thresholds under "subtract"
+    (needs vth >= 1, which `ir.quantise` checks). a_in is the Dense output of the previous step (Dense
+    delays by one step). The initial potential is simply the v passed at the first step. Inputs are
+    int32-range values, as on Lava's ports and in its int32 state; Lava's int32 wraps are reproduced. u is
+    never reset, as in Lava.
     """
     if reset not in RESETS:
         raise OptionsError(f"reset must be one of {RESETS}, got '{reset}'")
@@ -169,10 +157,10 @@ class FixedState:
 
 
 def initial_fixed_state(q: NeuronInts, shape: tuple[int, ...]) -> FixedState:
-    """The state at t=0 for inputs of `shape` (e.g. with a leading batch dimension)."""
-    def zeros() -> np.ndarray:  # one array each: callers may write into a state's arrays
-        return np.zeros(shape, dtype=np.int64)
-    return FixedState(u=zeros(), v=zeros() + _int(q.v_init), s=zeros(), pending=zeros())
+    """The state at t=0 for inputs of `shape` (e.g. with a leading batch dimension); one array per
+    register, as callers may write into them."""
+    u, s, pending = (np.zeros(shape, dtype=np.int64) for _ in range(3))
+    return FixedState(u=u, v=np.zeros(shape, dtype=np.int64) + _int(q.v_init), s=s, pending=pending)
 
 
 def neuron_step_fixed(a_in, state: FixedState, q: NeuronInts) -> tuple[np.ndarray, FixedState]:
@@ -208,11 +196,6 @@ def _check_sign_mode(sign_mode: str) -> None:
         raise OptionsError(f"sign mode must be one of {SIGN_MODES}, got '{sign_mode}'")
 
 
-def _check_weight_bits(num_weight_bits: int) -> None:
-    if not 1 <= num_weight_bits <= WEIGHT_BITS:
-        raise OptionsError(f"num_weight_bits must be in [1, {WEIGHT_BITS}], got {num_weight_bits}")
-
-
 def clip_weights(weights, sign_mode: str) -> np.ndarray:
     """Lava's `clip_weights(num_bits=8)`: mixed to [-256, 255], excitatory to [0, 255],
     inhibitory to [-255, 0]. Dense applies it before truncation."""
@@ -230,7 +213,8 @@ def truncate_weights(weights, sign_mode: str, num_weight_bits: int = WEIGHT_BITS
     rounds towards -inf, except for inhibitory weights, which are negated first (towards 0).
     """
     _check_sign_mode(sign_mode)
-    _check_weight_bits(num_weight_bits)
+    if not 1 <= num_weight_bits <= WEIGHT_BITS:
+        raise OptionsError(f"num_weight_bits must be in [1, {WEIGHT_BITS}], got {num_weight_bits}")
     shift = WEIGHT_BITS - num_weight_bits + (sign_mode == "mixed")
     sign = -1 if sign_mode == "inhibitory" else 1
     return sign * ((sign * _int(weights) >> shift) << shift)
@@ -264,52 +248,10 @@ def dense_fixed(weights, spikes, weight_exp: int = 0, num_weight_bits: int = WEI
 
 
 def conv_output_fixed(acc) -> np.ndarray:
-    """What `PyConvModelFixed` does after its convolution: wrap to 24-bit two's complement.
-
-    Apply it to a simulator's own exact integer convolution. Lava's fixed conv does nothing
-    else: no weight clipping/truncation, and it ignores weight_exp and num_weight_bits. Mind
-    its conventions: (X, Y, C) layout, weights (out, kx, ky, in), a true convolution (kernel
-    flipped relative to torch's conv2d), computed in float32, so exact only while every sum
-    stays below 2^24, then cast to int32. Like Dense, it emits the result one step later.
-    """
+    """What `PyConvModelFixed` does after its convolution: wrap to 24-bit two's complement. Apply it
+    to a simulator's own exact integer convolution. Lava's fixed conv does nothing else (no weight
+    clipping/truncation; weight_exp and num_weight_bits ignored). Its conventions: (X, Y, C) layout,
+    weights (out, kx, ky, in), a true convolution (kernel flipped relative to torch's conv2d),
+    computed in float32 (exact while every sum stays below 2^24), then cast to int32. Like Dense,
+    it emits the result one step later."""
     return wrap_signed(acc, CONV_OUT_BITS)
-
-
-# --- Quantisation: float network -> Lava integers. `scale` maps float values to a_in units:
-# a float weight w contributes about w * scale to a_in, so u, v ~ 2^6 * scale * (float u, v). ---
-
-
-def quantise_threshold(vth_float, scale: float) -> np.ndarray:
-    """Float threshold -> Lava's vth (compared as vth << 6 with v): round(vth * scale)."""
-    vth = np.rint(np.asarray(vth_float, dtype=np.float64) * scale)
-    if not np.all(np.isfinite(vth)) or np.any(vth < 0) or np.any(vth > VTH_MAX):
-        worst = float(np.nanmax(np.abs(np.asarray(vth_float, dtype=np.float64))))
-        raise OptionsError(f"threshold up to {worst:.4g} x scale {scale:.6g} is outside [0, {VTH_MAX}]")
-    return vth.astype(np.int64)
-
-
-def quantise_bias(bias_float, scale: float):
-    """Float bias -> (bias_mant, bias_exp). The bias is added to v unshifted, so the target is
-    bias * scale * 2^6; each neuron takes the smallest exponent in [0, 7] whose rounded
-    mantissa fits 13 signed bits, keeping as many significant bits as the widths allow."""
-    target = np.asarray(bias_float, dtype=np.float64) * scale * (1 << ACT_SHIFT)
-    exps = np.arange(BIAS_EXP_MAX + 1)
-    mants = np.rint(target[..., None] / 2.0**exps)
-    fits = np.abs(mants) <= BIAS_MANT_MAX
-    if not np.all(fits[..., -1]):
-        worst = float(np.abs(np.asarray(bias_float, dtype=np.float64)).max())
-        raise OptionsError(f"bias up to {worst:.4g} x scale {scale:.6g} exceeds the 13-bit mantissa x 2^7 "
-                           "(more headroom bits lower the scale)")
-    exp = np.argmax(fits, axis=-1)
-    mant = np.take_along_axis(mants, exp[..., None], axis=-1)[..., 0]
-    return mant.astype(np.int64), exp.astype(np.int64)
-
-
-def relative_error(x_float, x_int, scale: float, exp=0) -> float:
-    """||x_int * 2^exp - x_float * scale|| / ||x_float * scale|| (0 when both are zero).
-
-    For weights pass weight_exp; for biases pass scale * 2^ACT_SHIFT and bias_exp."""
-    target = np.asarray(x_float, dtype=np.float64) * scale
-    err = np.linalg.norm(_int(x_int) * 2.0 ** np.asarray(exp, dtype=np.float64) - target)
-    norm = np.linalg.norm(target)
-    return float(err / norm) if norm > 0 else float(err)

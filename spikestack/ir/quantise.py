@@ -25,7 +25,7 @@ from typing import Mapping
 import numpy as np
 
 from spikestack.errors import OptionsError, UnsupportedError
-from spikestack.ir import fixed
+from spikestack.ir import discretise, fixed
 from spikestack.ir.fixed import NeuronInts  # defined in the leaf, whose neuron step reads it
 from spikestack.ir.primitives import ConvSynapse, DenseSynapse
 from spikestack.ir.program import Op, Program
@@ -155,9 +155,9 @@ class _Quantiser:
     def _store(self, op: Op, target, exp, b_int, bias, scale) -> None:
         mant = _mantissas(target, exp)
         self.synapses[op.name] = SynapseInts(mant, int(exp), b_int)
-        errors = {"weight": fixed.relative_error(target, mant, 1.0, exp)}
+        errors = {"weight": discretise.relative_error(target, mant, 1.0, exp)}
         if b_int is not None:
-            errors["bias"] = fixed.relative_error(bias, b_int, scale)
+            errors["bias"] = discretise.relative_error(bias, b_int, scale)
         self.report.errors[op.name] = errors
 
     def _neuron(self, op: Op) -> float:
@@ -192,8 +192,8 @@ class _Quantiser:
             self._store(syn, target, exp, b_int, bias, scale)
         v_scale = scale * (1 << fixed.ACT_SHIFT)
         try:
-            mant, bexp = fixed.quantise_bias(bias_v, scale)
-            vth = fixed.quantise_threshold(p.v_threshold, scale) if p.spiking else None
+            mant, bexp = discretise.quantise_bias(bias_v, scale)
+            vth = discretise.quantise_threshold(p.v_threshold, scale) if p.spiking else None
         except OptionsError as exc:  # name the node: the leaf module knows only numbers
             raise OptionsError(str(exc), node=op.name) from None
         if p.spiking and p.spikes_per_step == "many" and np.any(vth < 1):
@@ -201,24 +201,24 @@ class _Quantiser:
                                f"{float(np.min(p.v_threshold)):.3g} x scale {scale:.3g} rounds to 0", node=op.name)
         resets = p.spiking and p.reset == "zero" and bool(np.any(p.v_reset != 0))
         v_reset = np.rint(p.v_reset * v_scale).astype(np.int64) if resets else None
-        du = fixed.decay_to_int(1.0 - p.alpha_i if p.has_current else np.ones(op.out_shape), fixed.U_DECAY_OFFSET)
-        dv = fixed.decay_to_int(1.0 - p.alpha_v)
+        du = discretise.decay_to_int(1.0 - p.alpha_i if p.has_current else np.ones(op.out_shape), fixed.U_DECAY_OFFSET)
+        dv = discretise.decay_to_int(1.0 - p.alpha_v)
         v_init = np.rint(p.v_init * v_scale).astype(np.int64)
         self.neurons[op.name] = NeuronInts(
             du=du, dv=dv, bias_mant=mant, bias_exp=bexp, vth=vth, v_init=v_init, v_reset=v_reset, reset=p.reset,
             compare=p.threshold, spikes_per_step=p.spikes_per_step,
             delay_input=p.has_current and p.cuba_order == "voltage_first", has_current=p.has_current, scale=v_scale)
-        errors = {"dv": fixed.relative_error(1.0 - p.alpha_v, dv, fixed.DECAY_UNITY)}
+        errors = {"dv": discretise.relative_error(1.0 - p.alpha_v, dv, fixed.DECAY_UNITY)}
         if p.has_current:
-            errors["du"] = fixed.relative_error(1.0 - p.alpha_i, du + fixed.U_DECAY_OFFSET, fixed.DECAY_UNITY)
+            errors["du"] = discretise.relative_error(1.0 - p.alpha_i, du + fixed.U_DECAY_OFFSET, fixed.DECAY_UNITY)
         if vth is not None:
-            errors["v_threshold"] = fixed.relative_error(p.v_threshold, vth, scale)
+            errors["v_threshold"] = discretise.relative_error(p.v_threshold, vth, scale)
         if np.any(bias_v != 0):
-            errors["bias"] = fixed.relative_error(bias_v, mant, v_scale, bexp)
+            errors["bias"] = discretise.relative_error(bias_v, mant, v_scale, bexp)
         if np.any(p.v_init != 0):
-            errors["v_init"] = fixed.relative_error(p.v_init, v_init, v_scale)
+            errors["v_init"] = discretise.relative_error(p.v_init, v_init, v_scale)
         if v_reset is not None:
-            errors["v_reset"] = fixed.relative_error(p.v_reset, v_reset, v_scale)
+            errors["v_reset"] = discretise.relative_error(p.v_reset, v_reset, v_scale)
         self.report.errors[op.name] = errors
         return scale
 

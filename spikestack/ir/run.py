@@ -1,7 +1,7 @@
 """`Run` and `Counts`: what every executor returns, so the energy model reads one type.
 
 Counts are per node, per metric, an array shaped (T, B): per time step and per sample. Metric names
-are a contract (ARCHITECTURE.md, "Counts: names are a contract"); the energy model reads only these.
+are a contract (docs/architecture.md, "Run and Counts"); the energy model reads only these.
 """
 
 from __future__ import annotations

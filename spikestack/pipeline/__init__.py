@@ -1,4 +1,4 @@
-"""Jobs that call several stages in a row: the only package that does (ARCHITECTURE.md).
+"""Jobs that call several stages in a row: the only package that does (docs/architecture.md).
 
 `stages`: the single-stage jobs behind the CLI (info, run, map, energy, chips) and `predict`;
 `inputs`: `.npy` inputs, read header first, and the finite-values check of every run;

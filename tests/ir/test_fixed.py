@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from spikestack.errors import OptionsError
+from spikestack.ir import discretise
 from spikestack.ir import fixed as fx
 
 T, N_IN = 50, 5
@@ -285,18 +286,18 @@ def test_dense_weight_handling():
 
 def test_conv_wrap_decay_and_quantisation_by_hand():
     assert fx.conv_output_fixed([2**23, -(2**23), 2**24 + 5]).tolist() == [-(2**23), -(2**23), 5]
-    assert fx.decay_to_int([0.0, 0.1, 1.0]).tolist() == [0, 410, 4095]
-    assert int(fx.decay_to_int(0.1, offset=fx.U_DECAY_OFFSET)) == 409
+    assert discretise.decay_to_int([0.0, 0.1, 1.0]).tolist() == [0, 410, 4095]
+    assert int(discretise.decay_to_int(0.1, offset=fx.U_DECAY_OFFSET)) == 409
     with pytest.raises(OptionsError):
-        fx.decay_to_int(1.5)
-    assert int(fx.quantise_threshold(1.0, 254.0)) == 254
+        discretise.decay_to_int(1.5)
+    assert int(discretise.quantise_threshold(1.0, 254.0)) == 254
     with pytest.raises(OptionsError):
-        fx.quantise_threshold(1e4, 254.0)
+        discretise.quantise_threshold(1e4, 254.0)
     # bias target = b * 254 * 64: 0.01 -> 162.56 -> (163, 0); 10 -> 162560 = 2540 * 2^6
-    mant, bexp = fx.quantise_bias([0.01, 10.0], 254.0)
+    mant, bexp = discretise.quantise_bias([0.01, 10.0], 254.0)
     assert (mant.tolist(), bexp.tolist()) == ([163, 2540], [0, 6])
-    assert fx.relative_error([1.0, 2.0], [254, 508], 254.0) == 0.0
-    assert fx.relative_error([10.0], mant[1:], 254.0 * 64, bexp[1:]) == 0.0
+    assert discretise.relative_error([1.0, 2.0], [254, 508], 254.0) == 0.0
+    assert discretise.relative_error([10.0], mant[1:], 254.0 * 64, bexp[1:]) == 0.0
 
 
 # --- Properties -------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 """TTRBR: ANN-to-SNN conversion with threshold tuning and residual block restructuring
-(Meng et al., Neural Networks 2022; BRIEF §6.2). The error analysis is in docs/hnsg_ttrbr.md.
-
-A trained ReLU ANN (any module torch.fx can trace from Conv2d, Linear, BatchNorm, ReLU, AvgPool2d,
-Flatten and additions) becomes an IF network in three steps:
+(Meng et al., Neural Networks 2022; BRIEF §6.2). The error analysis: docs/hnsg_ttrbr.md. A trained ReLU
+ANN (any module torch.fx can trace from Conv2d, Linear, BatchNorm, ReLU, AvgPool2d, Flatten and
+additions) becomes an IF network in three steps:
 1. `ann_to_snn`: batch norm folded into the conv/linear before it, every ReLU an IF layer (reset by
    subtraction, initial potential theta/2, which makes the count round rather than floor the rate),
    the logits an IF output layer, the image a constant input current. Where a spike train meets a
