@@ -1,10 +1,17 @@
-"""`Budget`: one chip's cost of one inference, as every cost model (mesh, Xylo, ANN) returns it."""
+"""`Budget`: one chip's cost of one inference, as every cost model (mesh, Xylo, ANN) returns it; and the
+operands every cost term multiplies: amounts read from a run's `Counts` (float (T, B) arrays, steps by
+samples) and constants read from a chip profile (in SI units, or None when the profile lacks one)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from spikestack.energy.profile import ChipProfile
+from spikestack.errors import ChipError
+from spikestack.ir.run import Counts
 
 
 @dataclass
@@ -52,3 +59,31 @@ class Budget:
         out = {k: plain(v) for k, v in vars(self).items()}
         out.update({f"{w}_shares": self.shares(w) for w in ("energy", "latency", "cycle")}, dominant=self.dominant)
         return out
+
+
+def steps_and_batch(counts: Counts) -> tuple[int, int]:
+    """(T, B) of the run: the shape of every metric array in the counts."""
+    for metrics in counts.per_node.values():
+        for array in metrics.values():
+            return tuple(np.shape(array))[:2]
+    raise ChipError("counts are empty: simulate with count=True before estimating")
+
+
+def series(counts: Counts, nodes: Iterable[str], metric: str, shape: tuple[int, int]) -> np.ndarray:
+    """Sum of one metric over nodes, float (T, B); nodes missing from the counts add nothing."""
+    total = np.zeros(shape)
+    for node in nodes:
+        if metric in counts.per_node.get(node, {}):
+            total += counts.per_node[node][metric]
+    return total
+
+
+def per_inference(amount: np.ndarray) -> float:
+    """A (T, B) amount summed over the steps of an inference, mean over the samples."""
+    return float(amount.sum(axis=0).mean())
+
+
+def constant(profile: ChipProfile, section: str, name: str | None) -> float | None:
+    """A profile constant in SI units, or None when the profile lacks it (the term is then unknown)."""
+    table = getattr(profile, section)
+    return table[name].si if name in table else None

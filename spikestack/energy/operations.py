@@ -6,21 +6,22 @@ core's share of the layer's neurons, synaptic events by its share of the synapse
 layer is taken as uniform, since Counts are per node). Chip synaptic events are the `synaptic_events`
 of the layer's weight ops (Affine, Linear, Conv): pooling and scaling fold into those synapses on a
 chip, so their own counted events are not chip operations. Messages are spikes x destination cores,
-hops the Manhattan distances to them (mesh.py). The barrier and static terms are barrier.py and
-static_power.py.
+hops the Manhattan distances to them (mesh.py). Two terms are chip-wide: the barrier that ends every
+step (Davies et al. 2018 give its time over 1 to 32 tiles, `t_barrier_min` .. `t_barrier_max`;
+between them it is interpolated linearly in the number of tiles, beyond 32 the 32-tile figure is
+used) and static power x the time an inference takes.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from spikestack.energy.barrier import barrier_seconds
-from spikestack.energy.budget import Budget
+from spikestack.energy.budget import Budget, constant, per_inference, series, steps_and_batch
 from spikestack.energy.layers import Layer
-from spikestack.energy.operands import constant, per_inference, series, steps_and_batch
 from spikestack.energy.placement import Placement
 from spikestack.energy.profile import ChipProfile
-from spikestack.energy.static_power import add_static_power
 from spikestack.ir.run import Counts
 
 # term -> (energy constant, latency constant); hops cost energy per hop, their time is not in the table
@@ -124,3 +125,43 @@ def _sum_latency(budget: Budget, core_times: list[np.ndarray], core_terms: list[
         budget.latency_terms["barrier"] = barrier * step.shape[0]
     budget.latency_per_step, budget.latency_per_sample = step.mean(axis=1), step.sum(axis=0)
     budget.latency_s = float(budget.latency_per_sample.mean())
+
+
+BARRIER_TILES = (1, 32)  # Davies et al. 2018 give barrier sync over 1..32 tiles (t_barrier_min.._max)
+
+
+def barrier_seconds(profile: ChipProfile, cores: int, notes: list[str]) -> float | None:
+    """Seconds of one step's barrier on `cores` cores, or None when the profile lacks either bound.
+    Assumptions made (tiles taken as cores, tiles out of the published range) are added to `notes`."""
+    lo, hi = constant(profile, "latency", "t_barrier_min"), constant(profile, "latency", "t_barrier_max")
+    if lo is None or hi is None:
+        return None
+    per_tile = profile.limits.get("cores_per_tile")
+    if per_tile is None:
+        notes.append("barrier: one tile per core (the profile gives no cores_per_tile)")
+    tiles = math.ceil(cores / (per_tile or 1))
+    if tiles > BARRIER_TILES[1]:
+        notes.append(f"barrier: {tiles} tiles is beyond the published 1-32 range: the 32-tile figure is used")
+    tiles = min(max(tiles, BARRIER_TILES[0]), BARRIER_TILES[1])
+    return lo + (hi - lo) * (tiles - BARRIER_TILES[0]) / (BARRIER_TILES[1] - BARRIER_TILES[0])
+
+
+def add_static_power(budget: Budget, profile: ChipProfile, dt: float | None, shape: tuple[int, int]) -> None:
+    """Add static power x time to the budget's energy: the time is T*dt when dt (seconds per step) is
+    given, else the latency. Unknown (and the energy a lower bound) without p_static or a time."""
+    power = constant(profile, "energy", "p_static")
+    if budget.energy_j is None:
+        return  # the energy is unknown as a whole: already said
+    seconds = shape[0] * dt if dt is not None else budget.latency_s
+    if power is None or seconds is None:
+        budget.energy_complete = False
+        budget.unknown.append(f"static: profile '{profile.name}' has no static power 'p_static'" if power is None
+                              else "static: needs dt (seconds per step) or a known latency")
+        return
+    if dt is None and not budget.latency_complete:  # static power over a lower-bound time: a lower bound
+        budget.energy_complete = False
+        budget.notes.append("static: time is the latency, itself a lower bound (some latency terms unknown)")
+    budget.energy_terms["static"] = power * seconds
+    budget.energy_j += power * seconds
+    budget.energy_per_sample = budget.energy_per_sample + power * seconds
+    budget.energy_per_step = budget.energy_per_step + power * seconds / shape[0]

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikestack.energy.budget import Budget
-from spikestack.energy.operands import constant, per_inference, series, steps_and_batch
+from spikestack.energy.budget import Budget, constant, per_inference, series, steps_and_batch
 from spikestack.energy.placement import Placement
 from spikestack.energy.profile import ChipProfile
 from spikestack.ir.run import Counts

@@ -19,7 +19,7 @@ from spikestack.checks import check_number, check_positive
 from spikestack.energy import (
     Budget, ChipProfile, FitError, Placement, estimate, list_profiles, load_profile, map_to_cores,
 )
-from spikestack.energy.operands import steps_and_batch
+from spikestack.energy.budget import steps_and_batch
 from spikestack.errors import OptionsError
 from spikestack.ir import Program, Run, load_graph, lower_graph, resolve_options
 from spikestack.ir.validate import GraphSource
