@@ -59,7 +59,7 @@ def _takes(node, shape: tuple[int, ...]) -> bool | None:
     """Whether `node` takes input of `shape`, where its parameters say (None where they do not)."""
     known = PRIMITIVES.get(kind_of(node))
     weight = np.shape(getattr(node, "weight", ()))
-    if known is not None and known.is_synapse and not known.spatial_dims and len(weight) == 2:
+    if known is not None and known.is_dense and len(weight) == 2:
         return shape == (weight[1],)  # a dense layer takes a vector
     if known is not None and known.spatial_dims and len(weight) == known.spatial_dims + 2:
         groups = int(np.asarray(getattr(node, "groups", 1) or 1).reshape(-1)[0])

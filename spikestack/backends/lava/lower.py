@@ -4,8 +4,7 @@ Each op is lowered by its role (`ir.primitives`, `LOWER_BY_ROLE`): every synapse
 one Lava connection process (synapses.py), every neuron operator a stock LIF or a `ProgramNeuron`
 (neurons.py), a Threshold a neuron that remembers nothing (neurons.thresholds_as_neurons), the Input a
 ring buffer, and a reshape (Flatten) a reshape of a Lava port. A role with no entry there is refused,
-naming the node. Nothing here imports Lava: build.py
-instantiates the plan in the child process.
+naming the node. Nothing here imports Lava: build.py instantiates the plan in the child process.
 
 Modes: "float" (Lava's floating_pt models) and "loihi" (its bit-accurate fixed_pt models, running
 the integers of `ir.quantise`): the simulator's names for the same two arithmetics.

@@ -186,24 +186,25 @@ def thresholds_as_neurons(program: Program, qprog: QuantisedProgram | None, bina
     program = dataclasses.replace(program, ops=tuple(ops[op.name] for op in program.ops))
     if qprog is None:
         return program, None
-    ints = {name: NeuronInts(du=DECAY_UNITY - U_DECAY_OFFSET, dv=DECAY_UNITY, bias_mant=0, bias_exp=0,
-                             vth=qprog.thresholds[name], v_init=0, v_reset=None, reset="zero", compare=">",
-                             spikes_per_step="one", delay_input=False, has_current=False, scale=1.0)
-            for name in levels}
+    kinds = program.event_kinds({program.inputs[0]: "binary" if binary_input else "graded"}, pools_count=False)
+    ints = {}
     for name in levels:
-        _check_threshold_input(program, qprog, name, binary_input)
+        _check_threshold_input(program, qprog, name, kinds)
+        ints[name] = NeuronInts(du=DECAY_UNITY - U_DECAY_OFFSET, dv=DECAY_UNITY, bias_mant=0, bias_exp=0,
+                                vth=qprog.thresholds[name], v_init=0, v_reset=None, reset="zero", compare=">",
+                                spikes_per_step="one", delay_input=False, has_current=False, scale=1.0)
     return program, dataclasses.replace(qprog, program=program, neurons={**qprog.neurons, **ints})
 
 
-def _check_threshold_input(program: Program, qprog: QuantisedProgram, name: str, binary_input: bool) -> None:
+def _check_threshold_input(program: Program, qprog: QuantisedProgram, name: str, kinds: dict[str, str]) -> None:
     """Refuse a Threshold whose a_in could leave +-2^17 (a_in << 6 past 24 bits), from its synapse's
-    integers and binary input; one with no synapse before it is refused by the lowering itself."""
+    integers and binary input (`kinds`: what each op emits); one with no synapse before it is refused
+    by the lowering itself."""
     source = program.op(program.op(name).sources[0].name)
     while source.primitive.passes_values and source.sources:
         source = program.op(source.sources[0].name)
     if not source.primitive.is_synapse:
         return
-    kinds = program.event_kinds({program.inputs[0]: "binary" if binary_input else "graded"}, pools_count=False)
     limit = 1 << (V_BITS - ACT_SHIFT - 1)
     if any(kinds[s.name] != "binary" for s in source.sources):
         raise UnsupportedError(f"in loihi mode a Threshold needs spikes into '{source.name}', so that its "

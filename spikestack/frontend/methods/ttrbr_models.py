@@ -22,6 +22,7 @@ from spikestack.frontend.neurons import IFNeurons, Readout
 from spikestack.ir.graph import build_graph
 from spikestack.ir.options import METADATA_KEY, LoweringOptions, options_metadata, resolve_options
 from spikestack.ir.primitives import kind_of
+from spikestack.ir.shapes import integers
 
 # (layer name, IF layer, input current (T, B, *shape)) -> what the layer's consumers read (T, B, *shape)
 HiddenLayerFn = Callable[[str, IFNeurons, torch.Tensor], torch.Tensor]
@@ -43,10 +44,6 @@ def _as_tensor(a) -> torch.Tensor:
     return torch.as_tensor(np.asarray(a, np.float32))
 
 
-def _pair(v) -> tuple[int, int]:
-    return tuple(int(x) for x in np.broadcast_to(np.asarray(v), (2,)))
-
-
 def _dense(node: nir.NIRNode, shape, options: LoweringOptions) -> nn.Linear:
     """nn.Linear from an Affine (with its bias) or a Linear (without)."""
     out_f, in_f = np.shape(node.weight)
@@ -60,8 +57,8 @@ def _dense(node: nir.NIRNode, shape, options: LoweringOptions) -> nn.Linear:
 
 def _conv2d(node: nir.Conv2d, shape, options: LoweringOptions) -> nn.Conv2d:
     c_out, c_in_g, kh, kw = np.shape(node.weight)
-    m = nn.Conv2d(c_in_g * int(node.groups), c_out, (kh, kw), _pair(node.stride), _pair(node.padding),
-                  _pair(node.dilation), int(node.groups))
+    m = nn.Conv2d(c_in_g * int(node.groups), c_out, (kh, kw), integers(node.stride, "stride", 2, 1),
+                  integers(node.padding, "padding", 2, 0), integers(node.dilation, "dilation", 2, 1), int(node.groups))
     m.weight.data, m.bias.data = _as_tensor(node.weight), _as_tensor(node.bias)
     return m
 
@@ -73,8 +70,8 @@ def _scale(node: nir.Scale, shape, options: LoweringOptions) -> ScaleLayer:
 
 
 def _avg_pool(node: nir.AvgPool2d, shape, options: LoweringOptions) -> nn.AvgPool2d:
-    ints = lambda v: tuple(int(x) for x in v)  # noqa: E731
-    return nn.AvgPool2d(ints(node.kernel_size), ints(node.stride), ints(node.padding))
+    return nn.AvgPool2d(integers(node.kernel_size, "kernel_size", 2, 1), integers(node.stride, "stride", 2, 1),
+                        integers(node.padding, "padding", 2, 0))
 
 
 def _flatten(node: nir.Flatten, shape, options: LoweringOptions) -> nn.Flatten:
