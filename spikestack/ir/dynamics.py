@@ -3,7 +3,8 @@
 `neuron_step` is the float update of every NIR neuron kind, from the per-step coefficients that
 `lower.py` computes. Training layers, the simulator and the Lava process models all call it; the
 threshold function is injected (Heaviside for inference, a surrogate for training), so the ODE is
-never copied. Written with plain operators only, so the same code runs on both array libraries.
+never copied. Written with plain operators only, so the same code runs on both array libraries, and
+the compiled engine (numba) compiles these same functions for one neuron at a time.
 Split as Lava does: sub-threshold update, spiking activation, reset.
 """
 
@@ -25,6 +26,21 @@ def heaviside(x):
     return (x > 0).astype(x.dtype) if hasattr(x, "astype") else (x > 0).to(x.dtype)
 
 
+# Three more elementary functions, so that no literal constant meets a value in the equations below:
+# in compiled code (numba) `1 - x` would turn a float32 x into float64, and the state with it. The
+# compiled engine gives these (and heaviside) dtype-keeping scalar versions; here they are plain.
+def one_minus(x):
+    return 1 - x
+
+
+def floor(x):
+    return x - x % 1  # on numpy and torch alike (torch's // has no derivative; this has 0)
+
+
+def positive_part(x):
+    return (x + abs(x)) / 2  # max(x, 0) with plain operators
+
+
 def initial_state(p: NeuronCoefficients, like) -> NeuronState:
     """State at t=0 for an input batch shaped like `like` (B, *shape)."""
     zeros = like * 0
@@ -35,22 +51,22 @@ def subthreshold(x, state: NeuronState, p: NeuronCoefficients):
     """Leaky integration of input x; returns (i, v) before any spike or reset of this step."""
     if p.has_current:
         i = p.alpha_i * state.i + p.gain_i * x
-        drive = i if p.cuba_order == "current_first" else state.i
+        drive = i if p.current_first else state.i
     else:
         i, drive = state.i, x
     v = state.v
-    if p.spiking and p.reset_timing == "before_decay":  # snnTorch's Leaky, zero reset: beta (1 - s') v + x
+    if p.spiking and p.resets_before_decay:  # snnTorch's Leaky, zero reset: beta (1 - s') v + x
         v = _reset(v, state.s, p)
     v = p.alpha_v * v + p.gain_v * drive + p.bias_v
-    if p.spiking and p.reset_timing == "delayed":  # snnTorch: last step's spike resets now
+    if p.spiking and p.resets_delayed:  # snnTorch: last step's spike resets now
         v = _reset(v, state.s, p)
     return i, v
 
 
 def _reset(v, s, p: NeuronCoefficients):
-    if p.reset == "subtract":
+    if p.subtracts:
         return v - s * p.v_threshold  # s spikes remove s thresholds
-    fired = heaviside(s) if p.spikes_per_step == "many" else s  # 0/1, also for a count of spikes
+    fired = heaviside(s) if p.many_spikes else s  # 0/1, also for a count of spikes
     return v + fired * (p.v_reset - v)  # v_reset where spiked, v elsewhere
 
 
@@ -62,14 +78,12 @@ def fire(v, p: NeuronCoefficients, spike_fn: Callable = heaviside):
     Sinabs' MultiSpike and Rockpool's LIF, whose comparison is >= by construction (floor(1) = 1).
     Lowering checks theta > 0 for "many". In training, the count's gradient is the surrogate's of
     its first spike (floor has none), as Sinabs' MultiSpike does."""
-    if p.spikes_per_step == "many":
-        ratio = v / p.v_threshold
-        count = ratio - ratio % 1  # floor on numpy and torch alike (torch's // has no derivative; this has 0)
-        count = (count + abs(count)) / 2  # max(count, 0) with plain operators
-        first = 1 - spike_fn(p.v_threshold - v)  # 1 where v >= theta, with the surrogate's gradient
-        return first + (count - (1 - heaviside(p.v_threshold - v)))  # = count; heaviside carries no gradient
-    if p.threshold == ">=":
-        return 1 - spike_fn(p.v_threshold - v)
+    if p.many_spikes:
+        count = positive_part(floor(v / p.v_threshold))
+        first = one_minus(spike_fn(p.v_threshold - v))  # 1 where v >= theta, with the surrogate's gradient
+        return first + (count - one_minus(heaviside(p.v_threshold - v)))  # = count; heaviside carries no gradient
+    if p.fires_at_threshold:
+        return one_minus(spike_fn(p.v_threshold - v))
     return spike_fn(v - p.v_threshold)
 
 
@@ -81,6 +95,6 @@ def neuron_step(
     if not p.spiking:
         return v, NeuronState(i, v, state.s)
     s = fire(v, p, spike_fn)
-    if p.reset_timing == "immediate":
+    if p.resets_now:
         v = _reset(v, s, p)
     return s, NeuronState(i, v, s)

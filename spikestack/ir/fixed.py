@@ -6,8 +6,11 @@ and lava/utils/weightutils.py. Where Lava leans on numpy's int32 overflow (its m
 and LIF state are int32), we reproduce the wrap, so results match for any int32 input, not only
 for inputs inside the documented bit widths. Pure functions on int64 arrays; leading batch
 dimensions broadcast. `neuron_step_fixed` is a population's whole step, our extensions included,
-for the simulator's loihi mode and our Lava model alike. Float values become these integers in
-`ir.discretise`. A leaf: imported by code that runs without Lava, it imports neither lava nor any
+for the simulator's loihi mode and our Lava model alike. The register arithmetic
+(`lif_registers`, `population_registers` and the helpers they call) is written with plain operators
+only, so numpy runs it on arrays and the compiled engine (numba) compiles the same functions for
+one neuron at a time: there is no second copy of these equations. Float values become these
+integers in `ir.discretise`. A leaf: imported by code that runs without Lava, it imports neither lava nor any
 spikestack module but `errors`.
 """
 
@@ -50,8 +53,12 @@ def _int(x) -> np.ndarray:
 def wrap_signed(x, bits: int) -> np.ndarray:
     """Two's-complement wrap into [-2^(bits-1), 2^(bits-1)): what an int32 numpy overflow does
     (bits=32) and what Lava's conv `signed_clamp` does to its output (bits=24)."""
+    return _wrap(_int(x), bits)
+
+
+def _wrap(x, bits: int):  # wrap_signed on int64 values, numpy or compiled
     half = 1 << (bits - 1)
-    return np.mod(_int(x) + half, 2 * half) - half
+    return (x + half) % (2 * half) - half  # % floors, in Python, numpy and numba alike
 
 
 def fold_signed(x, bits: int) -> np.ndarray:
@@ -62,28 +69,53 @@ def fold_signed(x, bits: int) -> np.ndarray:
     (always so while a_in stays within Dense's nominal 16 bits) the result is in range and
     congruent to x; beyond it Lava leaves u outside 24 bits, and so do we, to stay bit-exact.
     """
-    x = _int(x)
+    return _fold(_int(x), bits)
+
+
+def _fold(x, bits: int):  # fold_signed on int64 values
     half = 1 << (bits - 1)
-    return np.where(x > half, x - 2 * half, np.where(x <= -half, x + 2 * half, x))
+    return x - 2 * half * (x > half) + 2 * half * (x <= -half)
 
 
 def clip_signed(x, bits: int) -> np.ndarray:
     """Lava's voltage saturation: symmetric, to +-(2^(bits-1) - 1)."""
+    return _clip(_int(x), bits)
+
+
+def _clip(x, bits: int):  # clip_signed on int64 values
     limit = (1 << (bits - 1)) - 1
-    return np.clip(_int(x), -limit, limit)
+    return x + (limit - x) * (x > limit) - (limit + x) * (x < -limit)
 
 
 def effective_bias(bias_mant, bias_exp) -> np.ndarray:
     """bias_mant * 2^bias_exp as Lava scales it: a left shift, or for a negative exponent an
     arithmetic right shift (rounds towards -inf). Added to v unshifted, unlike a_in and vth."""
-    mant, exp = _int(bias_mant), _int(bias_exp)
-    return np.where(exp >= 0, mant << np.maximum(exp, 0), mant >> np.maximum(-exp, 0))
+    bias_mant, bias_exp = _int(bias_mant), _int(bias_exp)
+    return (bias_mant << (bias_exp * (bias_exp > 0))) >> (-bias_exp * (bias_exp < 0))
 
 
-def _decay(x: np.ndarray, d: np.ndarray) -> np.ndarray:
+def _decay(x, d):
     # x * (4096 - d) >> 12 on the magnitude: truncates towards zero, unlike a plain >> (floor).
     product = x * (DECAY_UNITY - d)
-    return np.sign(product) * (np.abs(product) >> DECAY_BITS)
+    magnitude = abs(product) >> DECAY_BITS
+    return magnitude - 2 * magnitude * (product < 0)
+
+
+def lif_registers(a_in, u, v, du, dv, bias, threshold, subtract, at_threshold, many):
+    """`lif_step_fixed`'s arithmetic on int64 values (arrays or scalars); bias is already
+    `effective_bias`, threshold already vth << 6, the options booleans. Returns (spikes, u, v)."""
+    # Lava adds the shifted input in int32 (one wrap covers the shift's wrap too), then folds.
+    u = _fold(_wrap(_decay(u, du + U_DECAY_OFFSET) + (a_in << ACT_SHIFT), CHANNEL_BITS), U_BITS)
+    v = _clip(_wrap(_decay(v, dv + V_DECAY_OFFSET) + u + bias, CHANNEL_BITS), V_BITS)
+    if many:  # a graded spike of floor(v / threshold); a zero threshold divides by one
+        spikes = (v >= threshold) * (v // (threshold + (threshold == 0)))
+    elif at_threshold:
+        spikes = (v >= threshold) * 1
+    else:
+        spikes = (v > threshold) * 1
+    fired = spikes > 0
+    v = v - fired * (spikes * threshold if subtract else v)  # v - s thresholds, or 0, where it fired
+    return spikes, u, v
 
 
 def lif_step_fixed(a_in, u, v, du, dv, bias_mant, bias_exp, vth, reset: str = "zero", compare: str = ">",
@@ -104,19 +136,10 @@ def lif_step_fixed(a_in, u, v, du, dv, bias_mant, bias_exp, vth, reset: str = "z
     """
     if reset not in RESETS:
         raise OptionsError(f"reset must be one of {RESETS}, got '{reset}'")
-    a_in, u, v, du, dv, vth = (_int(x) for x in (a_in, u, v, du, dv, vth))
-    # Lava adds the shifted input in int32 (one wrap covers the shift's wrap too), then folds.
-    current = _decay(u, du + U_DECAY_OFFSET) + (a_in << ACT_SHIFT)
-    u = fold_signed(wrap_signed(current, CHANNEL_BITS), U_BITS)
-    total = _decay(v, dv + V_DECAY_OFFSET) + u + effective_bias(bias_mant, bias_exp)
-    v = clip_signed(wrap_signed(total, CHANNEL_BITS), V_BITS)
-    threshold = vth << VTH_SHIFT
-    if spikes_per_step == "many":
-        spikes = np.where(v >= threshold, v // np.maximum(threshold, 1), 0)
-    else:
-        spikes = (v >= threshold if compare == ">=" else v > threshold).astype(np.int64)
-    v = np.where(spikes > 0, v - spikes * threshold if reset == "subtract" else 0, v)
-    return spikes.astype(np.int64), u, v
+    a_in, u, v, du, dv, vth, mant, exp = (_int(x) for x in (a_in, u, v, du, dv, vth, bias_mant, bias_exp))
+    spikes, u, v = lif_registers(a_in, u, v, du, dv, effective_bias(mant, exp), vth << VTH_SHIFT,
+                                 reset == "subtract", compare == ">=", spikes_per_step == "many")
+    return _int(spikes), _int(u), _int(v)
 
 
 # --- A population's whole step: the LIF above plus the extensions the stock LIF lacks. The
@@ -145,6 +168,36 @@ class NeuronInts:
     has_current: bool
     scale: float  # v_int = scale * v_float (2^6 s_N)
 
+    # What `population_registers` reads, derived once; a compiled engine passes a tuple of the
+    # same names, one neuron's values each.
+    @property
+    def spiking(self) -> bool:
+        return self.vth is not None
+
+    @property
+    def bias(self) -> np.ndarray:
+        return effective_bias(self.bias_mant, self.bias_exp)
+
+    @property
+    def threshold(self) -> np.ndarray:
+        return _int(self.vth if self.vth is not None else NEVER) << VTH_SHIFT
+
+    @property
+    def reset_offset(self) -> np.ndarray:
+        return _int(self.v_reset if self.v_reset is not None and self.reset == "zero" else 0)
+
+    @property
+    def subtracts(self) -> bool:
+        return self.reset == "subtract"
+
+    @property
+    def fires_at_threshold(self) -> bool:
+        return self.compare == ">="
+
+    @property
+    def many_spikes(self) -> bool:
+        return self.spikes_per_step == "many"
+
 
 @dataclass(frozen=True)
 class FixedState:
@@ -172,15 +225,21 @@ def neuron_step_fixed(a_in, state: FixedState, q: NeuronInts) -> tuple[np.ndarra
     v_reset is added where the neuron spiked, after Lava's reset to 0; a non-spiking population
     runs with the threshold NEVER.
     """
-    a_in, pending = _int(a_in), state.pending
+    if q.reset not in RESETS:
+        raise OptionsError(f"reset must be one of {RESETS}, got '{q.reset}'")
+    out, u, v, s, pending = population_registers(_int(a_in), _int(state.u), _int(state.v), _int(state.pending), q)
+    return _int(out), FixedState(u=_int(u), v=_int(v), s=_int(s), pending=_int(pending))
+
+
+def population_registers(a_in, u, v, pending, q):
+    """`neuron_step_fixed`'s arithmetic on int64 values: (output, u, v, s, pending). q is a
+    `NeuronInts`, or anything with the same attributes (one neuron's values, in compiled code)."""
     if q.delay_input:
-        a_in, pending = _int(state.pending), a_in
-    spiking = q.vth is not None
-    s, u, v = lif_step_fixed(a_in, state.u, state.v, q.du, q.dv, q.bias_mant, q.bias_exp,
-                             q.vth if spiking else NEVER, q.reset, q.compare, q.spikes_per_step)
-    if spiking and q.reset == "zero" and q.v_reset is not None:
-        v = v + np.minimum(s, 1) * _int(q.v_reset)
-    return (s if spiking else v), FixedState(u=u, v=v, s=s, pending=pending)
+        a_in, pending = pending, a_in
+    s, u, v = lif_registers(a_in, u, v, q.du, q.dv, q.bias, q.threshold, q.subtracts,
+                            q.fires_at_threshold, q.many_spikes)
+    v = v + (s > 0) * q.reset_offset
+    return (s if q.spiking else v), u, v, s, pending
 
 
 def sign_mode_of(weights) -> str:

@@ -65,6 +65,36 @@ class NeuronCoefficients:
     def has_current(self) -> bool:
         return self.alpha_i is not None
 
+    # The options as booleans, which is how `ir.dynamics` reads them: compiled engines (numba)
+    # branch on booleans cheaply but compare strings per element and step.
+    @property
+    def current_first(self) -> bool:
+        return self.cuba_order == "current_first"
+
+    @property
+    def subtracts(self) -> bool:
+        return self.reset == "subtract"
+
+    @property
+    def resets_before_decay(self) -> bool:
+        return self.reset_timing == "before_decay"
+
+    @property
+    def resets_delayed(self) -> bool:
+        return self.reset_timing == "delayed"
+
+    @property
+    def resets_now(self) -> bool:
+        return self.reset_timing == "immediate"
+
+    @property
+    def fires_at_threshold(self) -> bool:
+        return self.threshold == ">="
+
+    @property
+    def many_spikes(self) -> bool:
+        return self.spikes_per_step == "many"
+
 
 @dataclass(frozen=True)
 class Source:

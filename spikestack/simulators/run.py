@@ -23,12 +23,14 @@ from spikestack.ir.program import Program
 from spikestack.ir.quantise import QuantisedProgram, quantise_program
 from spikestack.ir.run import METRICS, Run
 from spikestack.memory import check_allocation, element_count
+from spikestack.simulators.compiled_run import run_compiled
 from spikestack.simulators.executor import Arithmetic, Executor
 from spikestack.simulators.kernels import Parallel, float_kernel
 from spikestack.simulators.kernels_fixed import fixed_kernel
 from spikestack.simulators.neurons import NeuronFixed, NeuronFloat
 
 MODES = ("float", "loihi")
+ENGINES = ("compiled", "reference")  # numba kernels (simulators/compiled/), or the torch executor tests hold them to
 FLOAT_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
 
@@ -80,6 +82,12 @@ def _check_memory(program: Program, steps: int, batch: int, record: tuple[str, .
     check_allocation(f"simulating {steps:,} steps x {batch:,} samples (outputs, recordings, counts and state)", total)
 
 
+def _check_loihi_inputs(kinds: dict[str, str]) -> None:
+    for name, kind in kinds.items():
+        if kind == "graded":
+            raise DataError(f"input '{name}': loihi mode takes spikes or spike counts (non-negative integers)")
+
+
 def _float_arithmetic(dtype, parallel: Parallel) -> Arithmetic:
     if np.dtype(dtype) not in FLOAT_DTYPES:
         raise OptionsError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
@@ -105,16 +113,20 @@ def _loihi_arithmetic(qprog: QuantisedProgram, parallel: Parallel) -> Arithmetic
 
 
 def simulate(program: Program | QuantisedProgram, x: np.ndarray | Mapping[str, np.ndarray], mode: str = "float",
-             record: Sequence[str] = (), count: bool = True, *, dtype=np.float32) -> Run:
+             record: Sequence[str] = (), count: bool = True, *, dtype=np.float32, engine: str = "compiled") -> Run:
     """Run `program` on time-major input x (T, B, *input_shape), or a dict of them by Input name.
 
     Returns a `Run`: outputs (T, B, *shape) per Output node; recordings[node] of the recorded
     nodes ("v", "i", "s" for neurons, "out" for other ops), (T, B, *shape) each; and, if
     `count`, the `Counts` of every op (metric arrays (T, B)). `dtype` (float mode): float32 or
-    float64. The torch threads set by the caller serve large products only (`kernels.Parallel`).
+    float64. `engine`: "compiled" (numba kernels, the batch split over the caller's torch thread
+    count) or "reference" (the torch executor, whose threads serve large products only,
+    `kernels.Parallel`); both give the same spikes and counts (docs/simulator.md).
     """
     if mode not in MODES:
         raise OptionsError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if engine not in ENGINES:
+        raise OptionsError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
     if isinstance(program, QuantisedProgram) and mode != "loihi":
         raise OptionsError("a QuantisedProgram runs in mode='loihi' only")
     qprog = program if isinstance(program, QuantisedProgram) else None
@@ -123,13 +135,20 @@ def simulate(program: Program | QuantisedProgram, x: np.ndarray | Mapping[str, n
     record = _record(program, record)
     _check_memory(program, *next(iter(data.values())).shape[:2], record, count)
     kinds = {name: infer_kind(arr) for name, arr in data.items()}
+    if engine == "compiled":
+        if mode == "float" and np.dtype(dtype) not in FLOAT_DTYPES:
+            raise OptionsError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+        if mode == "loihi":
+            _check_loihi_inputs(kinds)
+            qprog = qprog or quantise_program(program)[0]
+        outputs, recordings, counts = run_compiled(program, qprog if mode == "loihi" else None, dtype, kinds, data,
+                                                   record, count, torch.get_num_threads())
+        return Run(outputs=outputs, recordings=recordings, counts=counts, backend="simulator", mode=mode)
     parallel = Parallel(torch.get_num_threads())
     if mode == "float":
         arithmetic = _float_arithmetic(dtype, parallel)
     else:
-        for name, kind in kinds.items():
-            if kind == "graded":
-                raise DataError(f"input '{name}': loihi mode takes spikes or spike counts (non-negative integers)")
+        _check_loihi_inputs(kinds)
         arithmetic = _loihi_arithmetic(qprog or quantise_program(program)[0], parallel)
     torch.set_num_threads(1)
     try:

@@ -1,0 +1,192 @@
+"""One runner per Program op for the compiled engine: its arrays, prepared once, and the kernel call.
+
+Every value travels as a C-ordered (S, B, n) array: S steps of a block, B samples, the op's shape
+flattened (a reshape is then free). `run(x, out, counts, t0)` computes a block: x is the op's
+fan-in summed input (None for an Input op, which gets its data as x), out and counts (S, B, M)
+are written in place. Float mode computes in the run's dtype; Loihi mode in int64, with the
+integers of `ir.quantise` (the same the reference engine and our Lava models use).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from spikestack.errors import UnsupportedError
+from spikestack.ir import fixed
+from spikestack.ir.counts import synapse_fan_out
+from spikestack.ir.primitives import ConvSynapse, DenseSynapse, ElementwiseSynapse, Role
+from spikestack.ir.program import Op
+from spikestack.ir.quantise import QuantisedProgram
+from spikestack.simulators.compiled import convolution, events, neurons, synapses
+from spikestack.simulators.compiled.scalars import FIXED_FLAGS, FLOAT_FLAGS, flag_code
+from spikestack.simulators.kernels import Parallel, float_kernel
+
+TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+FLOAT_COEFFICIENTS = ("alpha_v", "gain_v", "bias_v", "alpha_i", "gain_i", "v_threshold", "v_reset")
+FIXED_INTS = ("du", "dv", "bias", "threshold", "reset_offset")  # NeuronInts' attributes (scalars.FixedNeuron)
+
+
+def width(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _per_element(value, shape, dtype) -> np.ndarray:
+    value = np.zeros(()) if value is None else np.asarray(value)
+    return np.ascontiguousarray(np.broadcast_to(value, shape), dtype=dtype).reshape(-1)
+
+
+class Runner:
+    """An op that moves values: Input, Output, reshapes (and the base of the others)."""
+
+    def __init__(self, op: Op, dtype, kinds: tuple[int, int]):
+        self.op, self.dtype, self.kinds = op, dtype, np.array(kinds, dtype=np.int64)
+        self.n_in, self.n_out = width(op.in_shape), width(op.out_shape)
+
+    def start(self, batch: int) -> None:
+        """Fresh state for a run of `batch` samples."""
+
+    def run(self, x: np.ndarray, out: np.ndarray, counts: np.ndarray, t0: int) -> None:
+        out[...] = x
+        events.count_passing(x, out, self.kinds[0], self.kinds[1], counts)
+
+
+class DelayRunner(Runner):
+    def __init__(self, op: Op, dtype, kinds):
+        super().__init__(op, dtype, kinds)
+        self.steps = _per_element(op.params.steps, op.out_shape, np.int64)
+        self.depth = int(self.steps.max(initial=0)) + 1
+
+    def start(self, batch: int) -> None:
+        self.ring = np.zeros((self.depth, batch, self.n_out), dtype=self.dtype)
+
+    def run(self, x, out, counts, t0):
+        events.delay_steps(x, self.ring, self.steps, t0, out)
+        events.count_passing(x, out, self.kinds[0], self.kinds[1], counts)
+
+
+class ThresholdRunner(Runner):
+    def __init__(self, op: Op, dtype, kinds, level):
+        super().__init__(op, dtype, kinds)
+        self.level = _per_element(level, op.in_shape, dtype)
+
+    def run(self, x, out, counts, t0):
+        synapses.threshold(x, self.level, out, self.kinds, counts)
+
+
+class SynapseRunner(Runner):
+    """Dense, elementwise and sliding-window synapses; `loihi` selects Lava's arithmetic."""
+
+    def __init__(self, op: Op, dtype, kinds, weight: np.ndarray, bias, weight_exp: int, loihi: bool):
+        super().__init__(op, dtype, kinds)
+        syn = op.synapse
+        fan, nonzero = synapse_fan_out(op)
+        self.fan, self.nonzero = (np.ascontiguousarray(a, dtype=np.float64).reshape(-1) for a in (fan, nonzero))
+        self.dense_macs = int(fan.sum())
+        self.weight_exp, self.loihi = int(weight_exp), loihi
+        self.divisor = float(getattr(syn, "divisor", 1.0))
+        if bias is not None and isinstance(syn, ConvSynapse) and not loihi:  # per channel -> per element
+            bias = np.asarray(bias).reshape(-1, *(1,) * (len(op.out_shape) - 1))
+        # one value per output element, or none: adding zeros would only turn -0.0 into 0.0
+        has_bias = bias is not None and np.any(np.asarray(bias) != 0)
+        self.bias = _per_element(bias, op.out_shape, dtype) if has_bias else np.zeros(0, dtype)
+        if isinstance(syn, DenseSynapse):
+            self.kind = "dense"
+            self.weight = np.ascontiguousarray(np.asarray(weight).T, dtype=dtype)
+        elif isinstance(syn, ElementwiseSynapse):
+            self.kind = "elementwise"
+            self.weight = _per_element(weight, op.in_shape, dtype)
+        else:
+            self.kind = "conv"
+            self._conv_geometry(syn, weight, dtype)
+
+    def _conv_geometry(self, syn: ConvSynapse, weight, dtype) -> None:
+        one_d = len(syn.stride) == 1
+        pad = (lambda v: (1, *v)) if one_d else tuple
+        self.weight = convolution.conv_weight_layout(np.asarray(weight), syn.groups, dtype)
+        in_shape, out_shape = self.op.in_shape, self.op.out_shape
+        self.in_shape = np.array((in_shape[0], 1, in_shape[1]) if one_d else in_shape, dtype=np.int64)
+        self.out_shape = np.array((out_shape[0], 1, out_shape[1]) if one_d else out_shape, dtype=np.int64)
+        padding = (0, *syn.padding) if one_d else syn.padding
+        self.geometry = np.array((*pad(syn.stride), *padding, *pad(syn.dilation), syn.groups), dtype=np.int64)
+
+    def run(self, x, out, counts, t0):
+        common = (self.fan, self.nonzero, self.kinds, self.dense_macs, counts)
+        if self.kind == "dense":
+            rows = x.shape[2] // self.weight.shape[0]
+            x4 = x.reshape(x.shape[0], x.shape[1], rows, self.weight.shape[0])
+            o4 = out.reshape(out.shape[0], out.shape[1], rows, self.weight.shape[1])
+            synapses.dense_events(x4, self.weight, self.bias, self.weight_exp, o4, *common)
+        elif self.kind == "elementwise":
+            synapses.elementwise(x, self.weight, self.bias, self.weight_exp, out, *common)
+        else:
+            convolution.conv_events(x, self.weight, self.in_shape, self.out_shape, self.geometry, self.bias,
+                                    self.divisor, self.weight_exp, out, *common)
+
+
+class TorchWindowRunner(SynapseRunner):
+    """Float mode's sliding windows: torch's convolution over the whole block (the reference engine's
+    kernel, `kernels.float_kernel`), counted by `synapses.count_synapse`. Its float32 sums are in the
+    order the PyTorch frameworks compute them; the event scatter sums in another order, which flips
+    the rare spike whose potential lies within rounding of its threshold (docs/simulator.md)."""
+
+    def __init__(self, op: Op, dtype, kinds, parallel: Parallel):
+        super().__init__(op, dtype, kinds, op.synapse.weight, op.synapse.bias, 0, False)
+        self.kernel = float_kernel(op, TORCH_DTYPES[np.dtype(dtype)], parallel)
+
+    def run(self, x, out, counts, t0):
+        steps, batch = x.shape[:2]
+        y = self.kernel(torch.from_numpy(x.reshape(steps * batch, *self.op.in_shape)))
+        out[...] = y.numpy().reshape(out.shape)
+        synapses.count_synapse(x, out, self.fan, self.nonzero, self.kinds, self.dense_macs, counts)
+
+
+class NeuronRunner(Runner):
+    def __init__(self, op: Op, dtype, kinds, ints=None):
+        super().__init__(op, dtype, kinds)
+        self.ints = ints
+        p = op.params if ints is None else ints
+        names = FLOAT_COEFFICIENTS if ints is None else FIXED_INTS
+        self.table = np.stack([_per_element(getattr(p, f), op.out_shape, dtype) for f in names])
+        self.code = flag_code(p, FLOAT_FLAGS if ints is None else FIXED_FLAGS)
+        self.v_init = _per_element(p.v_init, op.out_shape, dtype)
+        self.rec = None  # (S, 3, B, n) when recording (set by the engine per block)
+
+    def start(self, batch: int) -> None:
+        zeros = [np.zeros((batch, self.n_out), dtype=self.dtype) for _ in range(4)]
+        self.state = [zeros[0], zeros[1] + self.v_init, zeros[2], zeros[3]]  # i or u, v, s, pending
+
+    def run(self, x, out, counts, t0):
+        recording = self.rec is not None
+        rec = self.rec if recording else np.zeros((1, 3, x.shape[1], 1), dtype=self.dtype)
+        i, v, s, pending = self.state
+        if self.ints is None:
+            neurons.float_neurons(x, i, v, s, self.table, out, rec, recording, counts, self.kinds, self.code)
+        else:
+            neurons.fixed_neurons(x, i, v, s, pending, self.table, out, rec, recording, counts, self.kinds,
+                                  self.code)
+
+
+def make_runner(op: Op, dtype, kinds: tuple[int, int], qprog: QuantisedProgram | None, parallel: Parallel) -> Runner:
+    """The runner of `op` in float mode (qprog None) or Loihi mode; UnsupportedError naming the node
+    for an op neither engine has a kernel for."""
+    role, loihi = op.primitive.role, qprog is not None
+    if op.is_neuron:
+        return NeuronRunner(op, dtype, kinds, qprog.neurons[op.name] if loihi else None)
+    if role is Role.DELAY:
+        return DelayRunner(op, dtype, kinds)
+    if role is Role.THRESHOLD:
+        return ThresholdRunner(op, dtype, kinds, qprog.thresholds[op.name] if loihi else op.params.threshold)
+    if role in (Role.INPUT, Role.OUTPUT, Role.RESHAPE):
+        return Runner(op, dtype, kinds)
+    syn = op.synapse
+    if not isinstance(syn, (DenseSynapse, ElementwiseSynapse, ConvSynapse)):
+        raise UnsupportedError(f"the compiled engine has no kernel for '{op.kind}'", node=op.name)
+    if loihi:
+        q = qprog.synapses[op.name]
+        weight = q.weight if isinstance(syn, ConvSynapse) else fixed.effective_weights(q.weight)
+        return SynapseRunner(op, dtype, kinds, weight, q.bias, q.weight_exp, True)
+    if isinstance(syn, ConvSynapse):
+        return TorchWindowRunner(op, dtype, kinds, parallel)
+    return SynapseRunner(op, dtype, kinds, syn.weight, getattr(syn, "bias", None), 0, False)

@@ -1,0 +1,47 @@
+"""The compiled engine's entry point: threads, the first call's compile time, and a lazy import.
+
+numba is imported on the first compiled run only (it costs ~0.5 s), so the CLI's help and the
+commands that never simulate stay fast. The kernels are compiled on their first use with a given
+signature and cached on disk (numba's cache, beside the package or in NUMBA_CACHE_DIR); the time
+spent compiling is kept in `COMPILE_LOG` so that the CLI can report it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from spikestack.simulators.kernels import Parallel
+
+COMPILE_LOG: list[float] = []  # seconds spent compiling (or loading from the disk cache), per run that did
+
+
+def _signatures() -> int:
+    from spikestack.simulators.compiled import convolution, events, neurons, synapses
+
+    kernels = (events.count_passing, events.delay_steps, neurons.float_neurons, neurons.fixed_neurons,
+               synapses.dense_events, synapses.count_synapse, synapses.elementwise, synapses.threshold,
+               convolution.conv_events)
+    return sum(len(k.signatures) for k in kernels)
+
+
+def run_compiled(program, qprog, dtype, kinds: dict[str, str], data: dict[str, np.ndarray], record, count: bool,
+                 threads: int):
+    """Run with the compiled engine on `threads` threads (at most numba's pool); returns (outputs,
+    recordings, counts) as the reference executor does."""
+    import numba
+
+    from spikestack.simulators.compiled.engine import CompiledExecutor
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    before, start = _signatures(), time.perf_counter()
+    torch.set_num_threads(1)  # torch's convolutions (float mode) take the threads when large: kernels.Parallel
+    try:
+        result = CompiledExecutor(program, qprog, dtype, kinds, record, count, Parallel(threads)).run(data)
+    finally:
+        torch.set_num_threads(threads)
+    if _signatures() > before:
+        COMPILE_LOG.append(time.perf_counter() - start)
+    return result
