@@ -14,8 +14,9 @@ timed in turn within each repeat, because the load of a shared machine changes b
 are medians of the per-repeat ratios. The script stops with one line if simulate() rejects --engine.
 
     .venv/bin/python bench/sim_throughput.py [--batch 1 1000] [--steps 100] [--repeats 7] [--lava-steps 50]
-                                             [--engine compiled|reference] [--threads 2] [--seed 0]
+                                             [--engine compiled|reference] [--threads 2] [--seed 0] [--quick]
     .venv/bin/python bench/sim_throughput.py --engine reference --lava-steps 0   # no Lava, the old engine
+    .venv/bin/python bench/sim_throughput.py --quick --engine reference          # smoke run: T=20, 3 repeats
 """
 
 from __future__ import annotations
@@ -210,7 +211,10 @@ def main() -> None:
     parser.add_argument("--engine", choices=ENGINES, default="compiled", help="the simulator's engine")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the simulator uses them for large products)")
+    parser.add_argument("--quick", action="store_true", help="T=20, 3 repeats, 20 Lava steps (if any): a smoke run")
     args = parser.parse_args()
+    if args.quick:
+        args.steps, args.repeats, args.lava_steps = 20, 3, min(args.lava_steps, 20)
     if args.repeats < 1 or args.steps < 1 or min(args.batch) < 1 or args.lava_steps < 0:
         parser.error("--repeats, --steps and --batch must be >= 1, --lava-steps >= 0")
     torch.set_num_threads(args.threads)

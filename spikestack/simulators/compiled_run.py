@@ -16,6 +16,8 @@ import torch
 from spikestack.simulators.kernels import Parallel
 
 COMPILE_LOG: list[float] = []  # seconds spent compiling (or loading from the disk cache), per run that did
+_PREPARED: dict[tuple, tuple] = {}  # the last few executors, their arrays prepared: key -> (program, executor)
+PREPARED_KEPT = 8
 
 
 def _signatures() -> int:
@@ -27,19 +29,32 @@ def _signatures() -> int:
     return sum(len(k.signatures) for k in kernels)
 
 
+def _executor(program, qprog, dtype, kinds, record, count, threads):
+    """A CompiledExecutor for this Program and these settings, reused across calls (benches and
+    sweeps call simulate in loops; preparing the weights and fan-outs costs a few milliseconds).
+    Keyed by identity: Programs are immutable, and the entry keeps its Program alive."""
+    from spikestack.simulators.compiled.engine import CompiledExecutor
+
+    key = (id(program), id(qprog), np.dtype(dtype).str, tuple(sorted(kinds.items())), tuple(record), count, threads)
+    if key not in _PREPARED:
+        if len(_PREPARED) >= PREPARED_KEPT:
+            _PREPARED.pop(next(iter(_PREPARED)))
+        _PREPARED[key] = ((program, qprog), CompiledExecutor(program, qprog, dtype, kinds, record, count,
+                                                             Parallel(threads)))
+    return _PREPARED[key][1]
+
+
 def run_compiled(program, qprog, dtype, kinds: dict[str, str], data: dict[str, np.ndarray], record, count: bool,
                  threads: int):
     """Run with the compiled engine on `threads` threads (at most numba's pool); returns (outputs,
     recordings, counts) as the reference executor does."""
     import numba
 
-    from spikestack.simulators.compiled.engine import CompiledExecutor
-
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     before, start = _signatures(), time.perf_counter()
     torch.set_num_threads(1)  # torch's convolutions (float mode) take the threads when large: kernels.Parallel
     try:
-        result = CompiledExecutor(program, qprog, dtype, kinds, record, count, Parallel(threads)).run(data)
+        result = _executor(program, qprog, dtype, kinds, record, count, threads).run(data)
     finally:
         torch.set_num_threads(threads)
     if _signatures() > before:

@@ -37,10 +37,10 @@ def conv_events(x, weight, in_shape, out_shape, geometry, bias, divisor, weight_
     for b in prange(batch):
         active = np.empty(x.shape[2], np.int64)
         acc = np.empty((out_h, out_w, c_out), out.dtype)
-        counted = np.zeros(4)
+        counted = np.zeros(4, np.int64)
         for t in range(steps):
-            counted[:] = 0.0
-            counted[3] = 1.0
+            counted[:] = 0
+            counted[3] = 1
             k = take_events(x[t, b], fan, nonzero, 0, kinds[0], active, counted)
             acc[:] = 0
             for a in range(k):

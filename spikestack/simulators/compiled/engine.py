@@ -68,7 +68,10 @@ class CompiledExecutor:
         total_width = sum(r.n_out for r in self.runners.values()) + sum(r.n_in for r in self.runners.values())
         block = max(1, min(steps, BLOCK_VALUES // max(1, batch * total_width)))
         self.outputs = {n: np.zeros((steps, batch, self.runners[n].n_out), self.dtype) for n in self.program.outputs}
-        self.counts = {n: np.zeros((steps, batch, len(METRICS)), np.int64) for n in self.runners} if self.count else {}
+        # every op's counts, (T, B, M): kernels write a block's rows in place (always: they cost
+        # little; a run without `count` keeps one block's worth)
+        rows = steps if self.count else block
+        self.counts = {n: np.zeros((rows, batch, len(METRICS)), np.int64) for n in self.runners}
         self.recordings = {n: {} for n in self.record}
         for runner in self.runners.values():
             runner.start(batch)
@@ -79,8 +82,7 @@ class CompiledExecutor:
         outputs = {n: a.reshape(steps, batch, *self.program.op(n).out_shape) for n, a in self.outputs.items()}
         counts = None
         if self.count:
-            counts = Counts({n: {m: np.ascontiguousarray(c[:, :, k]) for k, m in enumerate(METRICS)}
-                             for n, c in self.counts.items()})
+            counts = Counts({n: {m: c[:, :, k] for k, m in enumerate(METRICS)} for n, c in self.counts.items()})
         return outputs, self.recordings, counts
 
     def _idle(self, name: str, batch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +101,7 @@ class CompiledExecutor:
         self.block_counts: dict[str, np.ndarray] = {}
         for members, stepped in self.units:
             for name in members:
-                self.block_counts[name] = events.new_counts(size, batch)
+                self.block_counts[name] = self.counts[name][t0:t1] if self.count else self.counts[name][:size]
                 runner = self.runners[name]
                 if isinstance(runner, NeuronRunner):  # recorded: (S, 3, B, n) v, i, s
                     runner.rec = (np.zeros((size, 3, batch, runner.n_out), self.dtype) if name in self.recordings
@@ -132,8 +134,10 @@ class CompiledExecutor:
     def _run_block(self, name: str, data, t0: int, t1: int) -> None:
         runner, counts, size = self.runners[name], self.block_counts[name], t1 - t0
         op = runner.op
-        if op.primitive.is_input:
-            x = np.ascontiguousarray(data[name][t0:t1], dtype=self.dtype).reshape(size, -1, runner.n_out)
+        if op.primitive.is_input:  # spikes as bool stay one byte wide: the kernels read them as uint8
+            given = data[name][t0:t1]
+            dtype = np.uint8 if given.dtype == bool else self.dtype
+            x = np.ascontiguousarray(given, dtype=dtype).reshape(size, -1, runner.n_out)
         else:
             x = np.ascontiguousarray(self._input(name, 0, size, t0))
         if type(runner) is Runner:  # moves values: the output is the input, seen in its own shape
@@ -185,8 +189,6 @@ class CompiledExecutor:
         """Store the block's outputs, recordings and counts; remember what back edges read next."""
         for name in self.outputs:
             self.outputs[name][t0:t1] = self.values[name]
-        for name in self.counts:
-            self.counts[name][t0:t1] = self.block_counts[name]
         for name in self.delayed:
             self.last[name] = self.values[name][-1].copy()
         for name in self.record:

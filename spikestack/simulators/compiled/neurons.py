@@ -9,6 +9,7 @@ samples are independent, so results do not depend on the thread count. The optio
 from __future__ import annotations
 
 import numba
+import numpy as np
 from numba import literally, prange, types
 from numba.extending import overload
 
@@ -37,7 +38,7 @@ def _float_sample_impl(x, i, v, s, c, out, rec, recording, counts, kinds, code):
     def impl(x, i, v, s, c, out, rec, recording, counts, kinds, code):
         in_kind, out_kind = kinds
         for t in range(x.shape[0]):
-            received = emitted = active = 0.0
+            received = emitted = active = 0
             for k in range(x.shape[1]):
                 p = FloatNeuron(c[0, k], c[1, k], c[2, k], c[3, k], c[4, k], c[5, k], c[6, k], has_current,
                                 spiking, current_first, subtracts, before_decay, delayed, now, at_threshold, many)
@@ -49,8 +50,8 @@ def _float_sample_impl(x, i, v, s, c, out, rec, recording, counts, kinds, code):
                 received += event_value(x[t, k], in_kind)
                 emitted += event_value(y, out_kind)
                 active += x[t, k] != 0 or (spiking and y != 0)
-            counts[t, SPIKES_IN], counts[t, SPIKES_OUT] = round(received), round(emitted)
-            counts[t, NEURON_UPDATES], counts[t, ACTIVE_NEURON_UPDATES] = x.shape[1], round(active)
+            counts[t, SPIKES_IN], counts[t, SPIKES_OUT] = received, emitted
+            counts[t, NEURON_UPDATES], counts[t, ACTIVE_NEURON_UPDATES] = x.shape[1], active
 
     return impl
 
@@ -64,7 +65,7 @@ def _fixed_sample_impl(x, u, v, s, pending, q, out, rec, recording, counts, kind
     def impl(x, u, v, s, pending, q, out, rec, recording, counts, kinds, code):
         in_kind, out_kind = kinds
         for t in range(x.shape[0]):
-            received = emitted = active = 0.0
+            received = emitted = active = 0
             for k in range(x.shape[1]):
                 p = FixedNeuron(q[0, k], q[1, k], q[2, k], q[3, k], q[4, k], spiking, subtracts, at_threshold,
                                 many, delay_input)
@@ -75,8 +76,8 @@ def _fixed_sample_impl(x, u, v, s, pending, q, out, rec, recording, counts, kind
                 received += event_value(x[t, k], in_kind)
                 emitted += event_value(y, out_kind)
                 active += x[t, k] != 0 or (spiking and y != 0)
-            counts[t, SPIKES_IN], counts[t, SPIKES_OUT] = round(received), round(emitted)
-            counts[t, NEURON_UPDATES], counts[t, ACTIVE_NEURON_UPDATES] = x.shape[1], round(active)
+            counts[t, SPIKES_IN], counts[t, SPIKES_OUT] = received, emitted
+            counts[t, NEURON_UPDATES], counts[t, ACTIVE_NEURON_UPDATES] = x.shape[1], active
 
     return impl
 
@@ -98,3 +99,24 @@ def fixed_neurons(x, u, v, s, pending, ints, out, rec, recording, counts, kinds,
     for b in prange(x.shape[1]):
         _fixed_sample(x[:, b], u[b], v[b], s[b], pending[b], ints, out[:, b], rec[:, :, b], recording, counts[:, b], kinds,
                       literally(code))
+
+
+_ENTRIES: dict[tuple, object] = {}
+
+
+def call_with_options(kernel, *args, code: int) -> None:
+    """kernel(*args, code) through its specialisation for this literal code. numba's dispatcher
+    re-types a call with a literal argument every time (tens of milliseconds); after the first
+    call this goes to the compiled entry point directly, keyed by the arguments' dtypes and ranks
+    (all are C-contiguous arrays, or scalars)."""
+    key = (kernel, code, *((a.dtype.num, a.ndim) if isinstance(a, np.ndarray) else type(a) for a in args))
+    entry = _ENTRIES.get(key)
+    if entry is None:
+        for a in args:
+            if isinstance(a, np.ndarray) and not a.flags.c_contiguous:
+                raise ValueError("compiled neuron kernels take C-contiguous arrays")  # a bug, not bad input
+        kernel(*args, code)
+        signature = tuple(numba.typeof(a) for a in args) + (types.literal(code),)
+        _ENTRIES[key] = kernel.overloads[signature].entry_point
+        return
+    entry(*args, code)

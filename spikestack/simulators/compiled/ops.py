@@ -82,7 +82,7 @@ class SynapseRunner(Runner):
         super().__init__(op, dtype, kinds)
         syn = op.synapse
         fan, nonzero = synapse_fan_out(op)
-        self.fan, self.nonzero = (np.ascontiguousarray(a, dtype=np.float64).reshape(-1) for a in (fan, nonzero))
+        self.fan, self.nonzero = (np.ascontiguousarray(a, dtype=np.int64).reshape(-1) for a in (fan, nonzero))
         self.dense_macs = int(fan.sum())
         self.weight_exp, self.loihi = int(weight_exp), loihi
         self.divisor = float(getattr(syn, "divisor", 1.0))
@@ -162,10 +162,11 @@ class NeuronRunner(Runner):
         rec = self.rec if recording else np.zeros((1, 3, x.shape[1], 1), dtype=self.dtype)
         i, v, s, pending = self.state
         if self.ints is None:
-            neurons.float_neurons(x, i, v, s, self.table, out, rec, recording, counts, self.kinds, self.code)
+            neurons.call_with_options(neurons.float_neurons, x, i, v, s, self.table, out, rec, recording, counts,
+                                      self.kinds, code=self.code)
         else:
-            neurons.fixed_neurons(x, i, v, s, pending, self.table, out, rec, recording, counts, self.kinds,
-                                  self.code)
+            neurons.call_with_options(neurons.fixed_neurons, x, i, v, s, pending, self.table, out, rec, recording,
+                                      counts, self.kinds, code=self.code)
 
 
 def make_runner(op: Op, dtype, kinds: tuple[int, int], qprog: QuantisedProgram | None, parallel: Parallel) -> Runner:

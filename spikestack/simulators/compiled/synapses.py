@@ -19,7 +19,7 @@ from numba import prange, types
 from numba.extending import overload
 
 from spikestack.ir import fixed
-from spikestack.simulators.compiled.events import (COUNTS, DENSE_MACS, EFFECTIVE_ACS, EFFECTIVE_MACS, SPIKES_IN,
+from spikestack.simulators.compiled.events import (BINARY, COUNTS, DENSE_MACS, EFFECTIVE_ACS, EFFECTIVE_MACS, SPIKES_IN,
                                                    SPIKES_OUT, SYNAPTIC_EVENTS, event_value, events)
 
 
@@ -28,23 +28,24 @@ def take_events(row, fan, nonzero, offset, in_kind, active, counted):
     """Scan one input row: store the active indices in `active`, add spikes_in, synaptic events and
     effective ops to counted[0:3] and clear counted[3] if a value is not 0/1; returns how many."""
     k = 0
-    for j in range(row.shape[0]):
+    for j in range(row.shape[0]):  # branch-free: a store per element, kept only where active
+        active[k] = j
+        k += row[j] != 0
+    for a in range(k):
+        j = active[a]
         value = row[j]
-        if value != 0:
-            active[k] = j
-            k += 1
-            counted[0] += event_value(value, in_kind)
-            counted[1] += (float(value) if in_kind == COUNTS else 1.0) * fan[offset + j]
-            counted[2] += nonzero[offset + j]
-            if value != 1:
-                counted[3] = 0.0
+        counted[0] += event_value(value, in_kind)
+        counted[1] += (np.int64(value) if in_kind == COUNTS else 1) * fan[offset + j]
+        counted[2] += nonzero[offset + j]
+        if value != 1:
+            counted[3] = 0
     return k
 
 
 @numba.njit(inline="always")
 def store_synapse_counts(counts, counted, dense_macs):
-    counts[SPIKES_IN], counts[SYNAPTIC_EVENTS] = round(counted[0]), round(counted[1])
-    counts[EFFECTIVE_ACS if counted[3] else EFFECTIVE_MACS] = round(counted[2])
+    counts[SPIKES_IN], counts[SYNAPTIC_EVENTS] = counted[0], counted[1]
+    counts[EFFECTIVE_ACS if counted[3] else EFFECTIVE_MACS] = counted[2]
     counts[DENSE_MACS] = dense_macs
 
 
@@ -74,26 +75,34 @@ def dense_events(x, weight_t, bias, weight_exp, out, fan, nonzero, kinds, dense_
     weight_exp (`lava_sum`); floats: weight_exp ignored. bias (R * n_out,) or (0,). counts (S, B, M)."""
     steps, batch, rows, n_in = x.shape
     n_out = weight_t.shape[1]
+    binary = kinds[0] == BINARY
     for b in prange(batch):
         active = np.empty(n_in, np.int64)
         acc = np.empty(n_out, out.dtype)
-        counted = np.zeros(4)
+        counted = np.zeros(4, np.int64)
         for t in range(steps):
-            counted[:] = 0.0
-            counted[3] = 1.0
+            counted[:] = 0
+            counted[3] = 1
+            emitted = 0
             for r in range(rows):
                 k = take_events(x[t, b, r], fan, nonzero, r * n_in, kinds[0], active, counted)
                 acc[:] = 0
                 for a in range(k):
-                    i = active[a]
-                    value = x[t, b, r, i]
-                    for o in range(n_out):
-                        acc[o] += value * weight_t[i, o]
+                    row = weight_t[active[a]]
+                    if binary:  # a spike adds its row: no multiply
+                        for o in range(n_out):
+                            acc[o] += row[o]
+                    else:
+                        value = x[t, b, r, active[a]]
+                        for o in range(n_out):
+                            acc[o] += value * row[o]
+                target = out[t, b, r]
                 for o in range(n_out):
                     y = lava_sum(acc[o], weight_exp)
-                    out[t, b, r, o] = y + bias[r * n_out + o] if bias.shape[0] else y
+                    target[o] = y + bias[r * n_out + o] if bias.shape[0] else y
+                emitted += events(target, kinds[1])
             store_synapse_counts(counts[t, b], counted, dense_macs)
-            counts[t, b, SPIKES_OUT] = sum_events(out[t, b], kinds[1])
+            counts[t, b, SPIKES_OUT] = emitted
 
 
 @numba.njit(inline="always")
@@ -109,10 +118,10 @@ def count_synapse(x, y, fan, nonzero, kinds, dense_macs, counts):
     """The counts of a synapse op computed without the event path: x (S, B, n_in), y (S, B, n_out)."""
     for b in prange(x.shape[1]):
         mine = np.empty(x.shape[2], np.int64)
-        counted = np.zeros(4)
+        counted = np.zeros(4, np.int64)
         for t in range(x.shape[0]):
-            counted[:] = 0.0
-            counted[3] = 1.0
+            counted[:] = 0
+            counted[3] = 1
             take_events(x[t, b], fan, nonzero, 0, kinds[0], mine, counted)
             store_synapse_counts(counts[t, b], counted, dense_macs)
             counts[t, b, SPIKES_OUT] = events(y[t, b], kinds[1])
@@ -123,11 +132,11 @@ def elementwise(x, weight, bias, weight_exp, out, fan, nonzero, kinds, dense_mac
     """NIR's Scale: out = weight * x per element (Loihi: then Lava's shift and wraps, and our bias)."""
     steps, batch, n = x.shape
     for b in prange(batch):
-        counted = np.zeros(4)
+        counted = np.zeros(4, np.int64)
         active = np.empty(n, np.int64)
         for t in range(steps):
-            counted[:] = 0.0
-            counted[3] = 1.0
+            counted[:] = 0
+            counted[3] = 1
             take_events(x[t, b], fan, nonzero, 0, kinds[0], active, counted)
             for j in range(n):
                 y = lava_sum(x[t, b, j] * weight[j], weight_exp)
