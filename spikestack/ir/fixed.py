@@ -58,7 +58,7 @@ def wrap_signed(x, bits: int) -> np.ndarray:
 
 def _wrap(x, bits: int):  # wrap_signed on int64 values, numpy or compiled
     half = 1 << (bits - 1)
-    return (x + half) % (2 * half) - half  # % floors, in Python, numpy and numba alike
+    return ((x + half) & (2 * half - 1)) - half  # two's complement: & 2^bits - 1 is mod 2^bits, also below 0
 
 
 def fold_signed(x, bits: int) -> np.ndarray:

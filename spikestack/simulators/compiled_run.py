@@ -21,12 +21,21 @@ PREPARED_KEPT = 8
 
 
 def _signatures() -> int:
-    from spikestack.simulators.compiled import convolution, events, neurons, synapses
+    """Compiled signatures of every kernel loaded so far (numba's dispatchers): a run that adds one
+    compiled, or loaded from the disk cache."""
+    import numba
 
-    kernels = (events.count_passing, events.delay_steps, neurons.float_neurons, neurons.fixed_neurons,
-               synapses.dense_events, synapses.count_synapse, synapses.elementwise, synapses.threshold,
-               convolution.conv_events)
-    return sum(len(k.signatures) for k in kernels)
+    return sum(len(d.signatures) for d in _dispatchers())
+
+
+def _dispatchers():
+    import numba
+
+    from spikestack.simulators.compiled import convolution, events, specialise, synapses
+
+    for module in (events, synapses, convolution):
+        yield from (v for v in vars(module).values() if isinstance(v, numba.core.registry.CPUDispatcher))
+    yield from specialise.loaded()
 
 
 def _executor(program, qprog, dtype, kinds, record, count, threads):

@@ -19,7 +19,7 @@ from spikestack.ir.primitives import ConvSynapse, DenseSynapse, ElementwiseSynap
 from spikestack.ir.program import Op
 from spikestack.ir.quantise import QuantisedProgram
 from spikestack.simulators.compiled import convolution, events, neurons, synapses
-from spikestack.simulators.compiled.scalars import FIXED_FLAGS, FLOAT_FLAGS, flag_code
+from spikestack.simulators.compiled.scalars import FIXED_FLAGS, FLOAT_FLAGS, options_of
 from spikestack.simulators.kernels import Parallel, float_kernel
 
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
@@ -92,8 +92,8 @@ class SynapseRunner(Runner):
         has_bias = bias is not None and np.any(np.asarray(bias) != 0)
         self.bias = _per_element(bias, op.out_shape, dtype) if has_bias else np.zeros(0, dtype)
         if isinstance(syn, DenseSynapse):
-            self.kind = "dense"
-            self.weight = np.ascontiguousarray(np.asarray(weight).T, dtype=dtype)
+            self.kind = "dense"  # Loihi's weights are 8-bit mantissas: int32 rows (synapses.dense_events)
+            self.weight = np.ascontiguousarray(np.asarray(weight).T, dtype=np.int32 if loihi else dtype)
         elif isinstance(syn, ElementwiseSynapse):
             self.kind = "elementwise"
             self.weight = _per_element(weight, op.in_shape, dtype)
@@ -149,7 +149,10 @@ class NeuronRunner(Runner):
         p = op.params if ints is None else ints
         names = FLOAT_COEFFICIENTS if ints is None else FIXED_INTS
         self.table = np.stack([_per_element(getattr(p, f), op.out_shape, dtype) for f in names])
-        self.code = flag_code(p, FLOAT_FLAGS if ints is None else FIXED_FLAGS)
+        if ints is None:
+            self.kernel = neurons.float_kernel(options_of(p, FLOAT_FLAGS))
+        else:
+            self.kernel = neurons.fixed_kernel(options_of(p, FIXED_FLAGS))
         self.v_init = _per_element(p.v_init, op.out_shape, dtype)
         self.rec = None  # (S, 3, B, n) when recording (set by the engine per block)
 
@@ -159,14 +162,11 @@ class NeuronRunner(Runner):
 
     def run(self, x, out, counts, t0):
         recording = self.rec is not None
-        rec = self.rec if recording else np.zeros((1, 3, x.shape[1], 1), dtype=self.dtype)
+        rec = self.rec if recording else np.zeros((1, 3, x.shape[1], self.n_out), dtype=self.dtype)
         i, v, s, pending = self.state
-        if self.ints is None:
-            neurons.call_with_options(neurons.float_neurons, x, i, v, s, self.table, out, rec, recording, counts,
-                                      self.kinds, code=self.code)
-        else:
-            neurons.call_with_options(neurons.fixed_neurons, x, i, v, s, pending, self.table, out, rec, recording,
-                                      counts, self.kinds, code=self.code)
+        spiking = bool(self.op.params.spiking)
+        state = (i, v, s) if self.ints is None else (i, v, s, pending)
+        self.kernel(x, *state, self.table, out, rec, recording, counts, self.kinds, spiking)
 
 
 def make_runner(op: Op, dtype, kinds: tuple[int, int], qprog: QuantisedProgram | None, parallel: Parallel) -> Runner:

@@ -8,8 +8,8 @@ The equations stay where they are written; this module only makes them compilabl
   float32 x into float64, where numpy and torch keep float32, and the results would drift;
 - it defines the per-neuron tuples the step functions read (`FloatNeuron`, `FixedNeuron`): the
   same attribute names as `NeuronCoefficients` and `NeuronInts`, one neuron's values each;
-- options become compile-time constants (`flag_code` / `flags_of`): a kernel specialised on them
-  runs several times faster than one that tests them per neuron and step.
+- the options, as `options_of` lists them, become literals in a kernel specialised on them
+  (`specialise`): several times faster than one that tests them per neuron and step.
 """
 
 from __future__ import annotations
@@ -106,10 +106,6 @@ FLOAT_FLAGS = FloatNeuron._fields[7:]
 FIXED_FLAGS = FixedNeuron._fields[5:]
 
 
-def flag_code(source, names: tuple[str, ...]) -> int:
-    """The boolean attributes `names` of `source` packed into one int (bit k: names[k])."""
-    return sum(1 << k for k, name in enumerate(names) if getattr(source, name))
-
-
-def flags_of(code: int, count: int) -> tuple[bool, ...]:
-    return tuple(bool(code >> k & 1) for k in range(count))
+def options_of(source, names: tuple[str, ...]) -> tuple[bool, ...]:
+    """The boolean attributes `names` of `source` (NeuronCoefficients, NeuronInts), in order."""
+    return tuple(bool(getattr(source, name)) for name in names)

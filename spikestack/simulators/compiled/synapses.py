@@ -78,7 +78,7 @@ def dense_events(x, weight_t, bias, weight_exp, out, fan, nonzero, kinds, dense_
     binary = kinds[0] == BINARY
     for b in prange(batch):
         active = np.empty(n_in, np.int64)
-        acc = np.empty(n_out, out.dtype)
+        acc = np.empty(n_out, weight_t.dtype)  # Loihi: int32, whose wrap is Lava's int32 channel
         counted = np.zeros(4, np.int64)
         for t in range(steps):
             counted[:] = 0
