@@ -75,6 +75,14 @@ class CompiledExecutor:
         self.recordings = {n: {} for n in self.record}
         for runner in self.runners.values():
             runner.start(batch)
+        # one buffer per op for a block (a row more: Loihi's synapses keep the output due next),
+        # reused by every block and, at the same size, by the next run: fresh arrays each block
+        # cost more in page faults than the kernels took
+        shape = (block + 1, batch)
+        if getattr(self, "_buffer_shape", None) != shape:
+            self.buffers = {n: np.empty((block + 1, batch, r.n_out), self.dtype) for n, r in self.runners.items()
+                            if not (r.op.primitive.is_input or type(r) is Runner)}
+            self._buffer_shape = shape
         self.held = {n: self._idle(n, batch) for n in self.late}  # (output due next step, its events)
         self.last = {n: self._idle(n, batch)[0] for n in self.delayed}  # value one step back
         for t0 in range(0, steps, block):
@@ -108,7 +116,7 @@ class CompiledExecutor:
                                   else None)
             if stepped:
                 for name in members:
-                    self.values[name] = np.empty((size, batch, self.runners[name].n_out), self.dtype)
+                    self.values[name] = self.buffers[name][:size]
                 for t in range(t0, t1):
                     self._step(members, t, t0)
             else:
@@ -145,10 +153,10 @@ class CompiledExecutor:
             self.values[name] = x
             return
         if name not in self.late:
-            self.values[name] = out = np.empty((size, x.shape[1], runner.n_out), self.dtype)
+            self.values[name] = out = self.buffers[name][:size]
             runner.run(x, out, counts, t0)
             return
-        extended = np.empty((size + 1, x.shape[1], runner.n_out), self.dtype)  # row 0: due from the last step
+        extended = self.buffers[name][:size + 1]  # row 0: due from the last step
         extended[0] = self.held[name][0]
         runner.run(x, extended[1:], counts, t0)
         self.values[name] = extended[:size]
