@@ -64,34 +64,52 @@ class CompiledExecutor:
 
     def run(self, data: dict[str, np.ndarray]) -> tuple[dict, dict, Counts | None]:
         steps, batch = next(iter(data.values())).shape[:2]
-        self.steps = steps
-        total_width = sum(r.n_out for r in self.runners.values()) + sum(r.n_in for r in self.runners.values())
-        block = max(1, min(steps, BLOCK_VALUES // max(1, batch * total_width)))
+        self.steps, self.batch = steps, batch
+        chunk, block = self._block_shape(steps, batch)
         self.outputs = {n: np.zeros((steps, batch, self.runners[n].n_out), self.dtype) for n in self.program.outputs}
-        # every op's counts, (T, B, M): kernels write a block's rows in place (always: they cost
-        # little; a run without `count` keeps one block's worth)
-        rows = steps if self.count else block
-        self.counts = {n: np.zeros((rows, batch, len(METRICS)), np.int64) for n in self.runners}
+        self.counts = {n: np.zeros((steps, batch, len(METRICS)), np.int64) for n in self.runners} if self.count else {}
         self.recordings = {n: {} for n in self.record}
-        for runner in self.runners.values():
-            runner.start(batch)
-        # one buffer per op for a block (a row more: Loihi's synapses keep the output due next),
-        # reused by every block and, at the same size, by the next run: fresh arrays each block
-        # cost more in page faults than the kernels took
-        shape = (block + 1, batch)
-        if getattr(self, "_buffer_shape", None) != shape:
-            self.buffers = {n: np.empty((block + 1, batch, r.n_out), self.dtype) for n, r in self.runners.items()
-                            if not (r.op.primitive.is_input or type(r) is Runner)}
-            self._buffer_shape = shape
-        self.held = {n: self._idle(n, batch) for n in self.late}  # (output due next step, its events)
-        self.last = {n: self._idle(n, batch)[0] for n in self.delayed}  # value one step back
-        for t0 in range(0, steps, block):
-            self._block(data, t0, min(steps, t0 + block), batch)
+        self._buffers(block, chunk)
+        for b0 in range(0, batch, chunk):
+            b1 = min(batch, b0 + chunk)
+            for runner in self.runners.values():
+                runner.start(b1 - b0)
+            self.held = {n: self._idle(n, b1 - b0) for n in self.late}  # (output due next step, its events)
+            self.last = {n: self._idle(n, b1 - b0)[0] for n in self.delayed}  # value one step back
+            for t0 in range(0, steps, block):
+                self._block(data, t0, min(steps, t0 + block), b0, b1)
         outputs = {n: a.reshape(steps, batch, *self.program.op(n).out_shape) for n, a in self.outputs.items()}
         counts = None
         if self.count:
             counts = Counts({n: {m: c[:, :, k] for k, m in enumerate(METRICS)} for n, c in self.counts.items()})
         return outputs, self.recordings, counts
+
+    def _block_shape(self, steps: int, batch: int) -> tuple[int, int]:
+        """(samples, steps) per block: all steps of as many samples as BLOCK_VALUES holds, so that each
+        sample's state stays in cache over the whole run; steps in blocks only for a single sample
+        too large for it."""
+        width = sum(r.n_out + r.n_in for r in self.runners.values())
+        chunk = max(1, min(batch, BLOCK_VALUES // max(1, steps * width)))
+        block = steps if steps * width <= BLOCK_VALUES else max(1, BLOCK_VALUES // width)
+        return chunk, block
+
+    def _buffers(self, block: int, chunk: int) -> None:
+        """One value buffer per op (a row more: Loihi's synapses keep the output due next) and one
+        counts buffer, reused by every block and, at the same size, by the next run: fresh arrays
+        each block cost more in page faults than the kernels took."""
+        if getattr(self, "_buffer_shape", None) == (block, chunk):
+            return
+        self.buffers = {n: np.empty((block + 1) * chunk * r.n_out, self.dtype) for n, r in self.runners.items()
+                        if not (r.op.primitive.is_input or type(r) is Runner)}
+        self.count_buffers = {n: np.empty(block * chunk * len(METRICS), np.int64) for n in self.runners}
+        self._buffer_shape = (block, chunk)
+
+    def _view(self, name: str, rows: int, samples: int, counts: bool = False) -> np.ndarray:
+        """A C-contiguous (rows, samples, width) view of op `name`'s value (or counts) buffer: the
+        kernels are compiled for contiguous arrays, also in a last, smaller chunk."""
+        storage = self.count_buffers[name] if counts else self.buffers[name]
+        width = len(METRICS) if counts else self.runners[name].n_out
+        return storage[: rows * samples * width].reshape(rows, samples, width)
 
     def _idle(self, name: str, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """What op `name` emits before the first step, and its events: its response to no input
@@ -103,26 +121,27 @@ class CompiledExecutor:
             runner.run(np.zeros((1, batch, runner.n_in), self.dtype), out, counts, 0)
         return out[0].copy(), counts[0, :, SPIKES_OUT].copy()
 
-    def _block(self, data, t0: int, t1: int, batch: int) -> None:
-        size = t1 - t0
+    def _block(self, data, t0: int, t1: int, b0: int, b1: int) -> None:
+        size, samples = t1 - t0, b1 - b0
         self.values: dict[str, np.ndarray] = {}
         self.block_counts: dict[str, np.ndarray] = {}
         for members, stepped in self.units:
             for name in members:
-                self.block_counts[name] = self.counts[name][t0:t1] if self.count else self.counts[name][:size]
+                self.block_counts[name] = self._view(name, size, samples, counts=True)
+                self.block_counts[name][...] = 0  # kernels write the metrics that apply to their op
                 runner = self.runners[name]
                 if isinstance(runner, NeuronRunner):  # recorded: (S, 3, B, n) v, i, s
-                    runner.rec = (np.zeros((size, 3, batch, runner.n_out), self.dtype) if name in self.recordings
+                    runner.rec = (np.zeros((size, 3, samples, runner.n_out), self.dtype) if name in self.recordings
                                   else None)
             if stepped:
                 for name in members:
-                    self.values[name] = self.buffers[name][:size]
+                    self.values[name] = self._view(name, size, samples)
                 for t in range(t0, t1):
                     self._step(members, t, t0)
             else:
                 for name in members:
-                    self._run_block(name, data, t0, t1)
-        self._keep(t0, t1)
+                    self._run_block(name, data, t0, t1, b0, b1)
+        self._keep(t0, t1, b0, b1)
 
     def _input(self, name: str, j0: int, j1: int, t0: int) -> np.ndarray:
         """Fan-in sum of op `name` over block rows j0..j1 (steps t0 + j)."""
@@ -139,11 +158,11 @@ class CompiledExecutor:
             total = value if total is None else total + value
         return total
 
-    def _run_block(self, name: str, data, t0: int, t1: int) -> None:
-        runner, counts, size = self.runners[name], self.block_counts[name], t1 - t0
+    def _run_block(self, name: str, data, t0: int, t1: int, b0: int, b1: int) -> None:
+        runner, counts, size, samples = self.runners[name], self.block_counts[name], t1 - t0, b1 - b0
         op = runner.op
         if op.primitive.is_input:  # spikes as bool stay one byte wide: the kernels read them as uint8
-            given = data[name][t0:t1]
+            given = data[name][t0:t1, b0:b1]
             dtype = np.uint8 if given.dtype == bool else self.dtype
             x = np.ascontiguousarray(given, dtype=dtype).reshape(size, -1, runner.n_out)
         else:
@@ -153,10 +172,10 @@ class CompiledExecutor:
             self.values[name] = x
             return
         if name not in self.late:
-            self.values[name] = out = self.buffers[name][:size]
+            self.values[name] = out = self._view(name, size, samples)
             runner.run(x, out, counts, t0)
             return
-        extended = self.buffers[name][:size + 1]  # row 0: due from the last step
+        extended = self._view(name, size + 1, samples)  # row 0: due from the last step
         extended[0] = self.held[name][0]
         runner.run(x, extended[1:], counts, t0)
         self.values[name] = extended[:size]
@@ -193,10 +212,12 @@ class CompiledExecutor:
                 self.held[name] = (out[0], counts[0, :, SPIKES_OUT].copy())
                 counts[0, :, SPIKES_OUT] = delivered
 
-    def _keep(self, t0: int, t1: int) -> None:
+    def _keep(self, t0: int, t1: int, b0: int, b1: int) -> None:
         """Store the block's outputs, recordings and counts; remember what back edges read next."""
         for name in self.outputs:
-            self.outputs[name][t0:t1] = self.values[name]
+            self.outputs[name][t0:t1, b0:b1] = self.values[name]
+        for name in self.counts:
+            self.counts[name][t0:t1, b0:b1] = self.block_counts[name]
         for name in self.delayed:
             self.last[name] = self.values[name][-1].copy()
         for name in self.record:
@@ -205,8 +226,8 @@ class CompiledExecutor:
             store = self.recordings[name]
             for key, value in self._recorded(runner).items():
                 if key not in store:
-                    store[key] = np.zeros((self.steps, *shape[1:]), value.dtype)
-                store[key][t0:t1] = value.reshape(shape)
+                    store[key] = np.zeros((self.steps, self.batch, *shape[2:]), value.dtype)
+                store[key][t0:t1, b0:b1] = value.reshape(shape)
 
     def _recorded(self, runner: Runner) -> dict[str, np.ndarray]:
         """What a recorded op shows: a neuron's v, i (Loihi: the current register u) and s, those
