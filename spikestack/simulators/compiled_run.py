@@ -23,8 +23,6 @@ PREPARED_KEPT = 8
 def _signatures() -> int:
     """Compiled signatures of every kernel loaded so far (numba's dispatchers): a run that adds one
     compiled, or loaded from the disk cache."""
-    import numba
-
     return sum(len(d.signatures) for d in _dispatchers())
 
 
@@ -45,12 +43,13 @@ def _executor(program, qprog, dtype, kinds, record, count, threads):
     from spikestack.simulators.compiled.engine import CompiledExecutor
 
     key = (id(program), id(qprog), np.dtype(dtype).str, tuple(sorted(kinds.items())), tuple(record), count, threads)
-    if key not in _PREPARED:
+    if key not in _PREPARED:  # (executor, whether it is new: only a new one can compile kernels)
         if len(_PREPARED) >= PREPARED_KEPT:
             _PREPARED.pop(next(iter(_PREPARED)))
         _PREPARED[key] = ((program, qprog), CompiledExecutor(program, qprog, dtype, kinds, record, count,
                                                              Parallel(threads)))
-    return _PREPARED[key][1]
+        return _PREPARED[key][1], True
+    return _PREPARED[key][1], False
 
 
 def run_compiled(program, qprog, dtype, kinds: dict[str, str], data: dict[str, np.ndarray], record, count: bool,
@@ -59,13 +58,15 @@ def run_compiled(program, qprog, dtype, kinds: dict[str, str], data: dict[str, n
     recordings, counts) as the reference executor does."""
     import numba
 
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    before, start = _signatures(), time.perf_counter()
+    samples = next(iter(data.values())).shape[1]  # one sample: one thread, no team to wake
+    numba.set_num_threads(max(1, min(threads, samples, numba.config.NUMBA_NUM_THREADS)))
+    executor, new = _executor(program, qprog, dtype, kinds, record, count, threads)
+    before, start = (_signatures(), time.perf_counter()) if new else (None, None)
     torch.set_num_threads(1)  # torch's convolutions (float mode) take the threads when large: kernels.Parallel
     try:
-        result = _executor(program, qprog, dtype, kinds, record, count, threads).run(data)
+        result = executor.run(data)
     finally:
         torch.set_num_threads(threads)
-    if _signatures() > before:
+    if new and _signatures() > before:  # a first run compiles (or loads from the disk cache)
         COMPILE_LOG.append(time.perf_counter() - start)
     return result
