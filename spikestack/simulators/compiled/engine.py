@@ -67,7 +67,8 @@ class CompiledExecutor:
         self.steps, self.batch = steps, batch
         chunk, block = self._block_shape(steps, batch)
         self.outputs = {n: np.zeros((steps, batch, self.runners[n].n_out), self.dtype) for n in self.program.outputs}
-        self.counts = {n: np.zeros((steps, batch, len(METRICS)), np.int64) for n in self.runners} if self.count else {}
+        # counts per op (B, T, M): a block of samples is contiguous; kernels see it as (S, B, M) (`_counts`)
+        self.counts = {n: np.zeros((batch, steps, len(METRICS)), np.int64) for n in self.runners} if self.count else {}
         self.recordings = {n: {} for n in self.record}
         self._buffers(block, chunk)
         for b0 in range(0, batch, chunk):
@@ -81,7 +82,7 @@ class CompiledExecutor:
         outputs = {n: a.reshape(steps, batch, *self.program.op(n).out_shape) for n, a in self.outputs.items()}
         counts = None
         if self.count:
-            counts = Counts({n: {m: c[:, :, k] for k, m in enumerate(METRICS)} for n, c in self.counts.items()})
+            counts = Counts({n: {m: c[:, :, k].T for k, m in enumerate(METRICS)} for n, c in self.counts.items()})
         return outputs, self.recordings, counts
 
     def _block_shape(self, steps: int, batch: int) -> tuple[int, int]:
@@ -101,22 +102,31 @@ class CompiledExecutor:
             return
         self.buffers = {n: np.empty((block + 1) * chunk * r.n_out, self.dtype) for n, r in self.runners.items()
                         if not (r.op.primitive.is_input or type(r) is Runner)}
-        self.count_buffers = {n: np.empty(block * chunk * len(METRICS), np.int64) for n in self.runners}
+        self.count_buffers = {n: np.empty(block * chunk * len(METRICS), np.int64) for n in self.runners}  # no `count`
         self._buffer_shape = (block, chunk)
 
-    def _view(self, name: str, rows: int, samples: int, counts: bool = False) -> np.ndarray:
-        """A C-contiguous (rows, samples, width) view of op `name`'s value (or counts) buffer: the
-        kernels are compiled for contiguous arrays, also in a last, smaller chunk."""
-        storage = self.count_buffers[name] if counts else self.buffers[name]
-        width = len(METRICS) if counts else self.runners[name].n_out
-        return storage[: rows * samples * width].reshape(rows, samples, width)
+    def _view(self, name: str, rows: int, samples: int) -> np.ndarray:
+        """A C-contiguous (rows, samples, width) view of op `name`'s value buffer: the kernels are
+        compiled for contiguous arrays, also in a last, smaller chunk."""
+        width = self.runners[name].n_out
+        return self.buffers[name][: rows * samples * width].reshape(rows, samples, width)
+
+    def _counts(self, name: str, t0: int, t1: int, b0: int, b1: int) -> np.ndarray:
+        """Where the kernels write op `name`'s counts of a block, (S, B, M): a transposed view of the
+        run's (B, T, M) counts, written in place; or of a zeroed scratch buffer when not counting."""
+        if self.count:
+            return self.counts[name][b0:b1, t0:t1].transpose(1, 0, 2)
+        size = (b1 - b0) * (t1 - t0) * len(METRICS)
+        scratch = self.count_buffers[name][:size].reshape(b1 - b0, t1 - t0, len(METRICS))
+        scratch[...] = 0  # kernels write the metrics that apply to their op
+        return scratch.transpose(1, 0, 2)
 
     def _idle(self, name: str, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """What op `name` emits before the first step, and its events: its response to no input
         (a bias), zero for state."""
         runner = self.runners[name]
         out = np.zeros((1, batch, runner.n_out), self.dtype)
-        counts = events.new_counts(1, batch)
+        counts = np.zeros((batch, 1, len(METRICS)), np.int64).transpose(1, 0, 2)  # as `_counts` lays them out
         if not (runner.op.primitive.stateful or runner.op.primitive.is_input):
             runner.run(np.zeros((1, batch, runner.n_in), self.dtype), out, counts, 0)
         return out[0].copy(), counts[0, :, SPIKES_OUT].copy()
@@ -127,8 +137,7 @@ class CompiledExecutor:
         self.block_counts: dict[str, np.ndarray] = {}
         for members, stepped in self.units:
             for name in members:
-                self.block_counts[name] = self._view(name, size, samples, counts=True)
-                self.block_counts[name][...] = 0  # kernels write the metrics that apply to their op
+                self.block_counts[name] = self._counts(name, t0, t1, b0, b1)
                 runner = self.runners[name]
                 if isinstance(runner, NeuronRunner):  # recorded: (S, 3, B, n) v, i, s
                     runner.rec = (np.zeros((size, 3, samples, runner.n_out), self.dtype) if name in self.recordings
@@ -216,8 +225,6 @@ class CompiledExecutor:
         """Store the block's outputs, recordings and counts; remember what back edges read next."""
         for name in self.outputs:
             self.outputs[name][t0:t1, b0:b1] = self.values[name]
-        for name in self.counts:
-            self.counts[name][t0:t1, b0:b1] = self.block_counts[name]
         for name in self.delayed:
             self.last[name] = self.values[name][-1].copy()
         for name in self.record:

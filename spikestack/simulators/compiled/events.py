@@ -67,6 +67,3 @@ def delay_steps(x, ring, steps_of, t0, out):
             for k in range(x.shape[2]):
                 out[t, b, k] = ring[(now - steps_of[k]) % depth, b, k]
 
-
-def new_counts(steps: int, batch: int) -> np.ndarray:
-    return np.zeros((steps, batch, len(METRICS)), dtype=np.int64)
