@@ -22,6 +22,7 @@ from spikestack.cli.graph import GRAPH_COMMANDS
 from spikestack.cli.sweep import SWEEP_COMMANDS
 from spikestack.cli.train import TRAIN_COMMANDS
 from spikestack.errors import SpikestackError, Terminated
+from spikestack.engines import ENGINES, engine_choice
 from spikestack.memory import memory_limit
 from spikestack.signals import StopSignals
 
@@ -35,21 +36,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, entry in COMMANDS.items():
         entry.add_arguments(sub.add_parser(name, help=entry.help))
-    _add_max_memory(parser, None)
+    _add_global(parser, None)
     return parser
 
 
-def _add_max_memory(parser: argparse.ArgumentParser, default: str | None) -> None:
-    """--max-memory on `parser` and on every sub-parser below it (train's methods too), so it may go
-    before or after a command's name. Sub-parsers default to SUPPRESS: a value given before the name
-    would otherwise be overwritten by theirs."""
+def _add_global(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """--max-memory and --engine on `parser` and on every sub-parser below it (train's methods too),
+    so they may go before or after a command's name. Sub-parsers default to SUPPRESS: a value given
+    before the name would otherwise be overwritten by theirs."""
     parser.add_argument("--max-memory", metavar="SIZE", default=default,
                         help="memory that what a file declares may take, e.g. 512M or 2G "
                              "(default: 80%% of the available memory)")
+    parser.add_argument("--engine", choices=ENGINES, default=default,
+                        help="simulator engine: compiled (numba kernels; the first run compiles them, "
+                             "later runs load them from the disk cache) or reference (the torch executor) "
+                             "(default: compiled)")
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in {id(p): p for p in action.choices.values()}.values():
-                _add_max_memory(sub, argparse.SUPPRESS)
+                _add_global(sub, argparse.SUPPRESS)
+
+
+def report_compile_time(command: str) -> None:
+    """One line on stderr when this command compiled the engine's kernels (a first run, or a new kind
+    of network): how long it took and that later runs load them from the disk cache."""
+    compiled = sys.modules.get("spikestack.simulators.compiled_run")  # imported only if it ran
+    if compiled is not None and compiled.COMPILE_LOG:
+        seconds = sum(compiled.COMPILE_LOG)
+        print(f"spikestack {command}: note: the compiled engine compiled its kernels in {seconds:.1f} s "
+              f"(cached on disk: later runs skip this)", file=sys.stderr)
 
 
 def preset_omits(preset: str | None) -> str:
@@ -72,8 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore")  # torch/nirtorch deprecation noise is not the user's business
     try:
         # SIGTERM/SIGHUP raise like Ctrl-C, so every command's cleanup (temporary files, Lava) runs.
-        with StopSignals(), memory_limit(args.max_memory):  # a bad size is an OptionsError: one line, exit 2
-            code = COMMANDS[args.command].run(args)
+        with StopSignals(), memory_limit(args.max_memory), engine_choice(args.engine):
+            code = COMMANDS[args.command].run(args)  # a bad --max-memory is an OptionsError: one line, exit 2
+        report_compile_time(args.command)
         omits = preset_omits(getattr(args, "preset", None))
         if omits and code == 0:  # what the exporter's files cannot tell us; an error stays one line
             print(f"spikestack {args.command}: note: {omits}", file=sys.stderr)

@@ -8,6 +8,7 @@ spent compiling is kept in `COMPILE_LOG` so that the CLI can report it.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 
 import numpy as np
@@ -58,6 +59,7 @@ def run_compiled(program, qprog, dtype, kinds: dict[str, str], data: dict[str, n
     recordings, counts) as the reference executor does."""
     import numba
 
+    start_method = multiprocessing.get_start_method(allow_none=True)  # before numba starts its threads
     samples = next(iter(data.values())).shape[1]  # one sample: one thread, no team to wake
     numba.set_num_threads(max(1, min(threads, samples, numba.config.NUMBA_NUM_THREADS)))
     executor, new = _executor(program, qprog, dtype, kinds, record, count, threads)
@@ -67,6 +69,10 @@ def run_compiled(program, qprog, dtype, kinds: dict[str, str], data: dict[str, n
         result = executor.run(data)
     finally:
         torch.set_num_threads(threads)
+        if start_method is None and multiprocessing.get_start_method(allow_none=True) is not None:
+            # numba's first parallel kernel asks multiprocessing for its start method, which fixes
+            # it; Lava then fails to set its own ("context has already been set"). Unfix it.
+            multiprocessing.set_start_method(None, force=True)
     if new and _signatures() > before:  # a first run compiles (or loads from the disk cache)
         COMPILE_LOG.append(time.perf_counter() - start)
     return result

@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from spikestack.engines import check_engine, default_engine
 from spikestack.errors import DataError, OptionsError
 from spikestack.ir.counts import infer_kind
 from spikestack.ir.primitives import DelaySteps
@@ -30,7 +31,6 @@ from spikestack.simulators.kernels_fixed import fixed_kernel
 from spikestack.simulators.neurons import NeuronFixed, NeuronFloat
 
 MODES = ("float", "loihi")
-ENGINES = ("compiled", "reference")  # numba kernels (simulators/compiled/), or the torch executor tests hold them to
 FLOAT_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
 
@@ -113,7 +113,7 @@ def _loihi_arithmetic(qprog: QuantisedProgram, parallel: Parallel) -> Arithmetic
 
 
 def simulate(program: Program | QuantisedProgram, x: np.ndarray | Mapping[str, np.ndarray], mode: str = "float",
-             record: Sequence[str] = (), count: bool = True, *, dtype=np.float32, engine: str = "compiled") -> Run:
+             record: Sequence[str] = (), count: bool = True, *, dtype=np.float32, engine: str | None = None) -> Run:
     """Run `program` on time-major input x (T, B, *input_shape), or a dict of them by Input name.
 
     Returns a `Run`: outputs (T, B, *shape) per Output node; recordings[node] of the recorded
@@ -121,12 +121,12 @@ def simulate(program: Program | QuantisedProgram, x: np.ndarray | Mapping[str, n
     `count`, the `Counts` of every op (metric arrays (T, B)). `dtype` (float mode): float32 or
     float64. `engine`: "compiled" (numba kernels, the batch split over the caller's torch thread
     count) or "reference" (the torch executor, whose threads serve large products only,
-    `kernels.Parallel`); both give the same spikes and counts (docs/simulator.md).
+    `kernels.Parallel`); both give the same spikes and counts (docs/simulator.md). None: the
+    default of `spikestack.engines` (compiled, unless the CLI's --engine or SPIKESTACK_ENGINE says).
     """
     if mode not in MODES:
         raise OptionsError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-    if engine not in ENGINES:
-        raise OptionsError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    engine = default_engine() if engine is None else check_engine(engine)
     if isinstance(program, QuantisedProgram) and mode != "loihi":
         raise OptionsError("a QuantisedProgram runs in mode='loihi' only")
     qprog = program if isinstance(program, QuantisedProgram) else None

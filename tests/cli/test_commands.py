@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -84,3 +85,42 @@ def test_unsupported_primitive_for_a_backend_is_one_line(tmp_path, capsys):
     from spikestack.backends.lava import lava_unavailable_reason
 
     assert ("node 'thr'" in err and "has no synapse op" in err) if lava_unavailable_reason() is None else "Lava backend unavailable" in err
+
+
+@pytest.mark.parametrize("mode", ["float", "loihi"])
+def test_engine_option_chooses_the_engine_and_both_agree(mode, fixtures_dir, cnn_input, tmp_path, capsys, monkeypatch):
+    """--engine before or after the command's name; the two engines write the same spikes and counts."""
+    from spikestack.simulators import compiled_run
+
+    monkeypatch.setattr(compiled_run, "COMPILE_LOG", [12.5])  # as after a first run that compiled
+    results = {}
+    for engine, where in (("compiled", "after"), ("reference", "before")):
+        out, stats = tmp_path / f"{engine}.npz", tmp_path / f"{engine}.json"
+        argv = ["run", str(GRAPHS["cnn_sinabs"]), "--preset", "sinabs", "--input", str(cnn_input), "--out", str(out),
+                "--stats", str(stats), "--mode", mode]
+        argv = argv + ["--engine", engine] if where == "after" else ["--engine", engine] + argv
+        assert main(argv) == 0
+        results[engine] = (np.load(out)["output"], json.loads(stats.read_text())["counts"])
+    np.testing.assert_array_equal(results["compiled"][0], results["reference"][0])
+    assert results["compiled"][1] == results["reference"][1]
+    assert re.search(r"note: the compiled engine compiled its kernels in [0-9.]+ s \(cached on disk",
+                     capsys.readouterr().err)
+    assert main(["run", str(GRAPHS["cnn_sinabs"]), "--engine", "fast"]) == 2
+
+
+def test_a_compiled_run_leaves_multiprocessing_unset_for_lava():
+    """numba's thread start fixes multiprocessing's start method, which made Lava's import fail in
+    the same process ("context has already been set"); a compiled run leaves it as it found it."""
+    import subprocess
+    import sys
+
+    code = ("import multiprocessing as mp, numpy as np, nir; from conftest import small_mlp; "
+            "from spikestack.ir import build_graph, lower_graph, resolve_options; "
+            "from spikestack.simulators import simulate; "
+            "p = lower_graph(build_graph(small_mlp()), resolve_options(dt=1e-3)); "
+            "simulate(p, np.ones((5, 3, 4), np.float32), engine='compiled'); "
+            "print(mp.get_start_method(allow_none=True))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.strip() == "None"
