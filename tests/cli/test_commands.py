@@ -114,13 +114,17 @@ def test_a_compiled_run_leaves_multiprocessing_unset_for_lava():
     import subprocess
     import sys
 
-    code = ("import multiprocessing as mp, numpy as np, nir; from conftest import small_mlp; "
+    code = ("import multiprocessing as mp, numpy as np, nir; "
             "from spikestack.ir import build_graph, lower_graph, resolve_options; "
             "from spikestack.simulators import simulate; "
-            "p = lower_graph(build_graph(small_mlp()), resolve_options(dt=1e-3)); "
+            "g = nir.NIRGraph(nodes={'input': nir.Input(input_type={'input': np.array([4])}), "
+            "'lif': nir.IF(r=np.ones(4), v_threshold=np.ones(4), v_reset=np.zeros(4)), "
+            "'output': nir.Output(output_type={'output': np.array([4])})}, "
+            "edges=[('input', 'lif'), ('lif', 'output')], type_check=False); "
+            "p = lower_graph(build_graph(g), resolve_options(dt=1e-3)); before = mp.get_start_method(allow_none=True); "
             "simulate(p, np.ones((5, 3, 4), np.float32), engine='compiled'); "
-            "print(mp.get_start_method(allow_none=True))")
+            "print(before, mp.get_start_method(allow_none=True))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     assert done.returncode == 0, done.stderr[-500:]
-    assert done.stdout.strip() == "None"
+    assert done.stdout.strip() == "None None"
