@@ -12,9 +12,6 @@ import multiprocessing
 import time
 
 import numpy as np
-import torch
-
-from spikestack.simulators.kernels import Parallel
 
 COMPILE_LOG: list[float] = []  # seconds spent compiling (or loading from the disk cache), per run that did
 _PREPARED: dict[tuple, tuple] = {}  # the last few executors, their arrays prepared: key -> (program, executor)
@@ -47,8 +44,7 @@ def _executor(program, qprog, dtype, kinds, record, count, threads):
     if key not in _PREPARED:  # (executor, whether it is new: only a new one can compile kernels)
         if len(_PREPARED) >= PREPARED_KEPT:
             _PREPARED.pop(next(iter(_PREPARED)))
-        _PREPARED[key] = ((program, qprog), CompiledExecutor(program, qprog, dtype, kinds, record, count,
-                                                             Parallel(threads)))
+        _PREPARED[key] = ((program, qprog), CompiledExecutor(program, qprog, dtype, kinds, record, count))
         return _PREPARED[key][1], True
     return _PREPARED[key][1], False
 
@@ -64,11 +60,9 @@ def run_compiled(program, qprog, dtype, kinds: dict[str, str], data: dict[str, n
     numba.set_num_threads(max(1, min(threads, samples, numba.config.NUMBA_NUM_THREADS)))
     executor, new = _executor(program, qprog, dtype, kinds, record, count, threads)
     before, start = (_signatures(), time.perf_counter()) if new else (None, None)
-    torch.set_num_threads(1)  # torch's convolutions (float mode) take the threads when large: kernels.Parallel
     try:
         result = executor.run(data)
     finally:
-        torch.set_num_threads(threads)
         if start_method is None and multiprocessing.get_start_method(allow_none=True) is not None:
             # numba's first parallel kernel asks multiprocessing for its start method, which fixes
             # it; Lava then fails to set its own ("context has already been set"). Unfix it.

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+import os
+import sys
+
 import numpy as np
-import torch
 
 from spikestack.engines import check_engine, default_engine
 from spikestack.errors import DataError, OptionsError
@@ -25,13 +27,17 @@ from spikestack.ir.quantise import QuantisedProgram, quantise_program
 from spikestack.ir.run import METRICS, Run
 from spikestack.memory import check_allocation, element_count
 from spikestack.simulators.compiled_run import run_compiled
-from spikestack.simulators.executor import Arithmetic, Executor
-from spikestack.simulators.kernels import Parallel, float_kernel
-from spikestack.simulators.kernels_fixed import fixed_kernel
-from spikestack.simulators.neurons import NeuronFixed, NeuronFloat
 
 MODES = ("float", "loihi")
-FLOAT_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def caller_threads() -> int:
+    """The threads a run may use: torch's setting where the caller imported torch (benches and
+    training set it), else every core. The compiled engine itself never imports torch, so that a
+    command that only simulates stays hundreds of megabytes smaller (docs/simulator.md)."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else (os.cpu_count() or 1)
 
 
 def _inputs(program: Program, x) -> dict[str, np.ndarray]:
@@ -88,30 +94,6 @@ def _check_loihi_inputs(kinds: dict[str, str]) -> None:
             raise DataError(f"input '{name}': loihi mode takes spikes or spike counts (non-negative integers)")
 
 
-def _float_arithmetic(dtype, parallel: Parallel) -> Arithmetic:
-    if np.dtype(dtype) not in FLOAT_DTYPES:
-        raise OptionsError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
-    tdtype = FLOAT_DTYPES[np.dtype(dtype)]
-
-    def kernel(op):
-        return NeuronFloat(op, tdtype) if op.is_neuron else float_kernel(op, tdtype, parallel)
-
-    def to_tensor(a: np.ndarray) -> torch.Tensor:  # numpy converts 3-5x faster than torch here
-        return torch.from_numpy(np.array(a, dtype=np.dtype(dtype)))
-
-    return Arithmetic(kernel, to_tensor, tdtype, delay_synapses=False, pools_count=True)
-
-
-def _loihi_arithmetic(qprog: QuantisedProgram, parallel: Parallel) -> Arithmetic:
-    def kernel(op):
-        return NeuronFixed(qprog.neurons[op.name]) if op.is_neuron else fixed_kernel(op, qprog, parallel)
-
-    def to_tensor(a: np.ndarray) -> torch.Tensor:  # spikes stay one byte wide until multiplied
-        return torch.from_numpy(np.asarray(a, dtype=np.uint8 if a.dtype == bool else np.int64))
-
-    return Arithmetic(kernel, to_tensor, torch.int64, delay_synapses=True, pools_count=False)
-
-
 def simulate(program: Program | QuantisedProgram, x: np.ndarray | Mapping[str, np.ndarray], mode: str = "float",
              record: Sequence[str] = (), count: bool = True, *, dtype=np.float32, engine: str | None = None) -> Run:
     """Run `program` on time-major input x (T, B, *input_shape), or a dict of them by Input name.
@@ -142,17 +124,12 @@ def simulate(program: Program | QuantisedProgram, x: np.ndarray | Mapping[str, n
             _check_loihi_inputs(kinds)
             qprog = qprog or quantise_program(program)[0]
         outputs, recordings, counts = run_compiled(program, qprog if mode == "loihi" else None, dtype, kinds, data,
-                                                   record, count, torch.get_num_threads())
+                                                   record, count, caller_threads())
         return Run(outputs=outputs, recordings=recordings, counts=counts, backend="simulator", mode=mode)
-    parallel = Parallel(torch.get_num_threads())
-    if mode == "float":
-        arithmetic = _float_arithmetic(dtype, parallel)
-    else:
+    from spikestack.simulators.reference_run import run_reference  # imports torch
+
+    if mode == "loihi":
         _check_loihi_inputs(kinds)
-        arithmetic = _loihi_arithmetic(qprog or quantise_program(program)[0], parallel)
-    torch.set_num_threads(1)
-    try:
-        outputs, recordings, counts = Executor(program, arithmetic, kinds, record, count).run(data)
-    finally:
-        torch.set_num_threads(parallel.threads)
+    outputs, recordings, counts = run_reference(program, qprog or quantise_program(program)[0] if mode == "loihi"
+                                                else None, dtype, kinds, data, record, count)
     return Run(outputs=outputs, recordings=recordings, counts=counts, backend="simulator", mode=mode)

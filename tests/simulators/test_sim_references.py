@@ -93,12 +93,20 @@ def _torch_subtractive_reference(graph: nir.NIRGraph, x: np.ndarray) -> dict[str
 
 
 def test_cnn_subtractive_equals_plain_torch(fixtures_dir, lower, cnn_input):
+    """The reference engine convolves with torch, as the loop above: bit for bit. The compiled engine
+    sums each convolution exactly (float64) and rounds once, where torch's float32 sums carry their
+    own rounding: a spike whose potential lies within that rounding of the threshold can differ.
+    Measured here: 2 of 819,200 (docs/simulator.md); the bound below is 10 times that."""
     reference = _torch_subtractive_reference(nir.read(fixtures_dir / "cnn_sinabs.nir"), cnn_input)
     strict = lower("cnn_sinabs.nir", preset="sinabs", threshold=">", spikes_per_step="one")  # as the loop above
-    run = simulate(strict, cnn_input, record=IF_LAYERS)
+    run = simulate(strict, cnn_input, record=IF_LAYERS, engine="reference")
     for name in IF_LAYERS:
         np.testing.assert_array_equal(run.recordings[name]["s"], reference[name], err_msg=f"layer {name}")
     assert sum(s.sum() for s in reference.values()) > 1000
+    compiled = simulate(strict, cnn_input, record=IF_LAYERS, engine="compiled")
+    differ = sum(int((compiled.recordings[n]["s"] != reference[n]).sum()) for n in IF_LAYERS)
+    total = sum(reference[n].size for n in IF_LAYERS)
+    assert differ <= 20 and differ / total < 2.5e-5, f"{differ} of {total} spikes differ from torch's"
 
 
 def test_braille_equals_snntorch(fixtures_dir, lower):

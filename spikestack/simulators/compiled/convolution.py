@@ -36,7 +36,7 @@ def conv_events(x, weight, in_shape, out_shape, geometry, bias, divisor, weight_
     kernel_h, kernel_w = weight.shape[2], weight.shape[3]
     for b in prange(batch):
         active = np.empty(x.shape[2], np.int64)
-        acc = np.empty((out_h, out_w, c_out), out.dtype)
+        acc = np.empty((out_h, out_w, c_out), accumulator_type(out))
         counted = np.zeros(4, np.int64)
         for t in range(steps):
             counted[:] = 0
@@ -70,6 +70,18 @@ def conv_events(x, weight, in_shape, out_shape, geometry, bias, divisor, weight_
                                                       weight_exp, divisor)
             store_synapse_counts(counts[t, b], counted, dense_macs)
             counts[t, b, SPIKES_OUT] = events(out[t, b], kinds[1])
+
+
+def accumulator_type(out):
+    """The dtype a window's sums run in: float64 for float outputs (each sum then rounds once, to the
+    float32 nearest the exact sum, whatever the order of the events), int64 for Loihi's integers."""
+
+
+@overload(accumulator_type, inline="always")
+def _accumulator_type(out):
+    if isinstance(out.dtype, types.Float):
+        return lambda out: np.float64
+    return lambda out: np.int64
 
 
 def window_output(acc, bias, weight_exp, divisor):

@@ -22,14 +22,13 @@ from spikestack.simulators.compiled import events
 from spikestack.simulators.compiled.events import KIND_CODES, SPIKES_OUT
 from spikestack.simulators.compiled.ops import NeuronRunner, Runner, make_runner
 from spikestack.simulators.compiled.plan import execution_units
-from spikestack.simulators.kernels import Parallel
 
 BLOCK_VALUES = 1 << 23  # values of all ops held for one block (64 MiB at 8 bytes)
 
 
 class CompiledExecutor:
     def __init__(self, program: Program, qprog: QuantisedProgram | None, dtype, input_kinds: dict[str, str],
-                 record: tuple[str, ...], count: bool, parallel: Parallel):
+                 record: tuple[str, ...], count: bool):
         self.program, self.record, self.count = program, record, count
         self.loihi = qprog is not None
         self.dtype = np.dtype(np.int64 if self.loihi else dtype)
@@ -37,8 +36,7 @@ class CompiledExecutor:
         self.runners: dict[str, Runner] = {}
         for op in program.ops:
             taken = combine_kinds([kinds[s.name] for s in op.sources]) if op.sources else kinds[op.name]
-            self.runners[op.name] = make_runner(op, self.dtype, (KIND_CODES[taken], KIND_CODES[kinds[op.name]]), qprog,
-                                                 parallel)
+            self.runners[op.name] = make_runner(op, self.dtype, (KIND_CODES[taken], KIND_CODES[kinds[op.name]]), qprog)
         self.units = execution_units(program)
         self.late = {op.name for op in program.ops if self.loihi and op.primitive.is_synapse}
         # float mode: sources read one step late (back edges); Loihi ignores them (its synapses delay)

@@ -10,7 +10,6 @@ integers of `ir.quantise` (the same the reference engine and our Lava models use
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from spikestack.errors import UnsupportedError
 from spikestack.ir import fixed
@@ -20,10 +19,10 @@ from spikestack.ir.program import Op
 from spikestack.ir.quantise import QuantisedProgram
 from spikestack.simulators.compiled import convolution, events, neurons, synapses
 from spikestack.simulators.compiled.scalars import FIXED_FLAGS, FLOAT_FLAGS, options_of
-from spikestack.simulators.kernels import Parallel, float_kernel
 
-TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
-
+# A dense layer whose input block has more than this fraction of non-zero values runs as one BLAS
+# product instead of the event-driven row gather; measured on W (bench/sim_scaling.py, BENCHMARKS.md).
+DENSE_ABOVE = 0.15
 FLOAT_COEFFICIENTS = ("alpha_v", "gain_v", "bias_v", "alpha_i", "gain_i", "v_threshold", "v_reset")
 FIXED_INTS = ("du", "dv", "bias", "threshold", "reset_offset")  # NeuronInts' attributes (scalars.FixedNeuron)
 
@@ -94,12 +93,33 @@ class SynapseRunner(Runner):
         if isinstance(syn, DenseSynapse):
             self.kind = "dense"  # Loihi's weights are 8-bit mantissas: int32 rows (synapses.dense_events)
             self.weight = np.ascontiguousarray(np.asarray(weight).T, dtype=np.int32 if loihi else dtype)
+            self.row_l1 = float(np.abs(self.weight).sum(axis=0).max(initial=0))  # the largest |sum| one input adds
         elif isinstance(syn, ElementwiseSynapse):
             self.kind = "elementwise"
             self.weight = _per_element(weight, op.in_shape, dtype)
         else:
             self.kind = "conv"
             self._conv_geometry(syn, weight, dtype)
+
+    def _product(self, x: np.ndarray, out: np.ndarray) -> bool:
+        """out = x @ W (+ bias) as one dense matrix product (BLAS) over the block: faster than the row
+        gather once many inputs are active. Loihi: in the narrowest float whose mantissa holds
+        every partial sum (so the integers are exact), then Lava's shift and wraps; False (the
+        caller gathers instead) where even float64 could not be exact."""
+        n_in, n_out = self.weight.shape
+        flat = x.reshape(-1, n_in)
+        if not self.loihi:
+            np.matmul(flat.astype(self.dtype, copy=False), self.weight, out=out.reshape(-1, n_out))
+            if self.bias.shape[0]:
+                out += self.bias  # one value per output element: (R * n_out,) along out's last axis
+            return True
+        bound = float(np.abs(flat).max(initial=0)) * self.row_l1
+        exact = np.float32 if bound < 2**24 else np.float64 if bound < 2**53 else None
+        if exact is None:
+            return False
+        acc = flat.astype(exact) @ self.weight.astype(exact)
+        synapses.lava_outputs(acc.reshape(out.shape), self.weight_exp, self.bias, out)
+        return True
 
     def _conv_geometry(self, syn: ConvSynapse, weight, dtype) -> None:
         one_d = len(syn.stride) == 1
@@ -113,6 +133,9 @@ class SynapseRunner(Runner):
 
     def run(self, x, out, counts, t0):
         common = (self.fan, self.nonzero, self.kinds, self.dense_macs, counts)
+        if self.kind == "dense" and np.count_nonzero(x) > DENSE_ABOVE * x.size and self._product(x, out):
+            synapses.count_synapse(x, out, *common)
+            return
         if self.kind == "dense":
             rows = x.shape[2] // self.weight.shape[0]
             x4 = x.reshape(x.shape[0], x.shape[1], rows, self.weight.shape[0])
@@ -123,23 +146,6 @@ class SynapseRunner(Runner):
         else:
             convolution.conv_events(x, self.weight, self.in_shape, self.out_shape, self.geometry, self.bias,
                                     self.divisor, self.weight_exp, out, *common)
-
-
-class TorchWindowRunner(SynapseRunner):
-    """Float mode's sliding windows: torch's convolution over the whole block (the reference engine's
-    kernel, `kernels.float_kernel`), counted by `synapses.count_synapse`. Its float32 sums are in the
-    order the PyTorch frameworks compute them; the event scatter sums in another order, which flips
-    the rare spike whose potential lies within rounding of its threshold (docs/simulator.md)."""
-
-    def __init__(self, op: Op, dtype, kinds, parallel: Parallel):
-        super().__init__(op, dtype, kinds, op.synapse.weight, op.synapse.bias, 0, False)
-        self.kernel = float_kernel(op, TORCH_DTYPES[np.dtype(dtype)], parallel)
-
-    def run(self, x, out, counts, t0):
-        steps, batch = x.shape[:2]
-        y = self.kernel(torch.from_numpy(x.reshape(steps * batch, *self.op.in_shape)))
-        out[...] = y.numpy().reshape(out.shape)
-        synapses.count_synapse(x, out, self.fan, self.nonzero, self.kinds, self.dense_macs, counts)
 
 
 class NeuronRunner(Runner):
@@ -169,7 +175,7 @@ class NeuronRunner(Runner):
         self.kernel(x, *state, self.table, out, rec, recording, counts, self.kinds, spiking)
 
 
-def make_runner(op: Op, dtype, kinds: tuple[int, int], qprog: QuantisedProgram | None, parallel: Parallel) -> Runner:
+def make_runner(op: Op, dtype, kinds: tuple[int, int], qprog: QuantisedProgram | None) -> Runner:
     """The runner of `op` in float mode (qprog None) or Loihi mode; UnsupportedError naming the node
     for an op neither engine has a kernel for."""
     role, loihi = op.primitive.role, qprog is not None
@@ -188,6 +194,4 @@ def make_runner(op: Op, dtype, kinds: tuple[int, int], qprog: QuantisedProgram |
         q = qprog.synapses[op.name]
         weight = q.weight if isinstance(syn, ConvSynapse) else fixed.effective_weights(q.weight)
         return SynapseRunner(op, dtype, kinds, weight, q.bias, q.weight_exp, True)
-    if isinstance(syn, ConvSynapse):
-        return TorchWindowRunner(op, dtype, kinds, parallel)
     return SynapseRunner(op, dtype, kinds, syn.weight, getattr(syn, "bias", None), 0, False)

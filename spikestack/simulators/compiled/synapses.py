@@ -143,6 +143,17 @@ def sum_events(block, kind):
 
 
 @numba.njit(parallel=True, cache=True)
+def lava_outputs(acc, weight_exp, bias, out):
+    """A dense product's exact sums acc (S, B, R * n_out), as Lava's Dense emits them (`lava_sum`),
+    plus our bias (R * n_out,) or (0,), into out."""
+    for b in prange(acc.shape[1]):
+        for t in range(acc.shape[0]):
+            for o in range(acc.shape[2]):
+                y = lava_sum(np.int64(acc[t, b, o]), weight_exp)
+                out[t, b, o] = y + bias[o] if bias.shape[0] else y
+
+
+@numba.njit(parallel=True, cache=True)
 def count_synapse(x, y, fan, nonzero, kinds, dense_macs, counts):
     """The counts of a synapse op computed without the event path: x (S, B, n_in), y (S, B, n_out)."""
     for b in prange(x.shape[1]):
