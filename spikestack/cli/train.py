@@ -18,7 +18,7 @@ from typing import Callable
 from spikestack.cli.arguments import FINITE, Command, add_progress_argument, wants_progress
 
 # Options that are not keyword arguments of the jobs.
-_NOT_PASSED = {"command", "method", "dataset", "calib", "model", "out", "json", "max_memory"}
+_NOT_PASSED = {"command", "method", "dataset", "calib", "model", "out", "json", "max_memory", "engine"}
 
 
 def _common(p: argparse.ArgumentParser, out: str = "model.nir") -> None:
