@@ -8,7 +8,6 @@ spent compiling is kept in `COMPILE_LOG` so that the CLI can report it.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 
 import numpy as np
@@ -51,22 +50,14 @@ def _executor(program, qprog, dtype, kinds, record, count, threads):
 
 def run_compiled(program, qprog, dtype, kinds: dict[str, str], data: dict[str, np.ndarray], record, count: bool,
                  threads: int):
-    """Run with the compiled engine on `threads` threads (at most numba's pool); returns (outputs,
+    """Run with the compiled engine on `threads` threads (`compiled.threads`); returns (outputs,
     recordings, counts) as the reference executor does."""
-    import numba
+    from spikestack.simulators.compiled.threads import set_threads
 
-    start_method = multiprocessing.get_start_method(allow_none=True)  # before numba starts its threads
-    samples = next(iter(data.values())).shape[1]  # one sample: one thread, no team to wake
-    numba.set_num_threads(max(1, min(threads, samples, numba.config.NUMBA_NUM_THREADS)))
+    set_threads(min(threads, next(iter(data.values())).shape[1]))
     executor, new = _executor(program, qprog, dtype, kinds, record, count, threads)
     before, start = (_signatures(), time.perf_counter()) if new else (None, None)
-    try:
-        result = executor.run(data)
-    finally:
-        if start_method is None and multiprocessing.get_start_method(allow_none=True) is not None:
-            # numba's first parallel kernel asks multiprocessing for its start method, which fixes
-            # it; Lava then fails to set its own ("context has already been set"). Unfix it.
-            multiprocessing.set_start_method(None, force=True)
+    result = executor.run(data)
     if new and _signatures() > before:  # a first run compiles (or loads from the disk cache)
         COMPILE_LOG.append(time.perf_counter() - start)
     return result

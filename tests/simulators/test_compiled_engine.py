@@ -185,26 +185,29 @@ def test_recurrent_loop_and_fan_in(mode):
 
 @pytest.mark.parametrize("mode", ["float", "loihi"])
 def test_blocks_and_threads_do_not_change_results(mode, monkeypatch):
-    """Blocks of a few steps, and one thread or two: the same run."""
-    import numba
+    """Two threads (the caller's torch setting) and one block, or one thread and blocks of 3 steps
+    and 2 samples: the same run."""
+    import torch
 
     from spikestack.simulators.compiled import engine
 
     program = _chain(nir.Affine(weight=RNG.normal(0.5, 0.5, (8, 6)), bias=np.zeros(8)), _lif(8), in_shape=[6])
     program = quantise_program(program)[0] if mode == "loihi" else program
     x = _spikes((6,), steps=50, batch=9)
+    torch.set_num_threads(2)
     whole = simulate(program, x, mode=mode, record=("n1",))
-    monkeypatch.setattr(engine, "BLOCK_VALUES", 9 * 40 * 3)  # blocks of 3 steps
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        blocked = simulate(program, x, mode=mode, record=("n1",))
-    finally:
-        numba.set_num_threads(threads)
+    torch.set_num_threads(1)
+    width = sum(int(np.prod(op.out_shape)) + int(np.prod(op.in_shape)) for op in whole_program(program).ops)
+    monkeypatch.setattr(engine, "BLOCK_VALUES", 3 * width)  # one sample, 3 steps at a time
+    blocked = simulate(program, x, mode=mode, record=("n1",))
     np.testing.assert_array_equal(blocked.output, whole.output)
     for key, value in whole.recordings["n1"].items():
         np.testing.assert_array_equal(blocked.recordings["n1"][key], value)
     assert blocked.counts.to_dict() == whole.counts.to_dict()
+
+
+def whole_program(program):
+    return getattr(program, "program", program)
 
 
 @pytest.mark.parametrize("mode", ["float", "loihi"])

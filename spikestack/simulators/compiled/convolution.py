@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import prange, types
+from numba import types
 from numba.extending import overload
 
 from spikestack.ir import fixed
@@ -22,9 +22,9 @@ from spikestack.simulators.compiled.events import SPIKES_OUT, events
 from spikestack.simulators.compiled.synapses import lava_sum, store_synapse_counts, take_events
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True, nogil=True)
 def conv_events(x, weight, in_shape, out_shape, geometry, bias, divisor, weight_exp, out, fan, nonzero,
-                kinds, dense_macs, counts):
+                kinds, dense_macs, counts, first, last):
     """x (S, B, C_in*H*W) -> out (S, B, C_out*OH*OW). weight (groups, C_in/groups, KH, KW, C_out/groups); in_shape
     (C_in, H, W); out_shape (C_out, OH, OW); geometry (stride y, x, padding y, x, dilation y, x, groups);
     bias one value per output element, or none."""
@@ -34,7 +34,7 @@ def conv_events(x, weight, in_shape, out_shape, geometry, bias, divisor, weight_
     stride_y, stride_x, pad_y, pad_x, dil_y, dil_x, groups = geometry
     c_in_group, c_out_group = c_in // groups, c_out // groups
     kernel_h, kernel_w = weight.shape[2], weight.shape[3]
-    for b in prange(batch):
+    for b in range(first, last):
         active = np.empty(x.shape[2], np.int64)
         acc = np.empty((out_h, out_w, c_out), accumulator_type(out))
         counted = np.zeros(4, np.int64)

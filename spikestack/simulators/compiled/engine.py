@@ -22,6 +22,7 @@ from spikestack.simulators.compiled import events
 from spikestack.simulators.compiled.events import KIND_CODES, SPIKES_OUT
 from spikestack.simulators.compiled.ops import NeuronRunner, Runner, make_runner
 from spikestack.simulators.compiled.plan import execution_units
+from spikestack.simulators.compiled.threads import over_samples
 
 BLOCK_VALUES = 1 << 23  # values of all ops held for one block (64 MiB at 8 bytes)
 
@@ -175,7 +176,7 @@ class CompiledExecutor:
         else:
             x = np.ascontiguousarray(self._input(name, 0, size, t0))
         if type(runner) is Runner:  # moves values: the output is the input, seen in its own shape
-            events.count_passing(x, x, runner.kinds[0], runner.kinds[1], counts)
+            over_samples(events.count_passing, x.shape[1], x, x, runner.kinds[0], runner.kinds[1], counts)
             self.values[name] = x
             return
         if name not in self.late:

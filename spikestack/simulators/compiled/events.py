@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import prange
 
 from spikestack.ir.run import METRICS
 
@@ -44,23 +43,23 @@ def events(row, kind: int) -> int:
     return total
 
 
-@numba.njit(parallel=True, cache=True)
-def count_passing(x, y, in_kind, out_kind, counts):
+@numba.njit(cache=True, nogil=True)
+def count_passing(x, y, in_kind, out_kind, counts, first, last):
     """spikes_in and spikes_out of an op that moves values (input, output, reshape, delay,
     threshold): x, y (S, B, n) what it took and gave; counts (S, B, M)."""
     steps, batch = x.shape[0], x.shape[1]
-    for b in prange(batch):
+    for b in range(first, last):
         for t in range(steps):
             counts[t, b, SPIKES_IN] = events(x[t, b], in_kind)
             counts[t, b, SPIKES_OUT] = events(y[t, b], out_kind)
 
 
-@numba.njit(parallel=True, cache=True)
-def delay_steps(x, ring, steps_of, t0, out):
+@numba.njit(cache=True, nogil=True)
+def delay_steps(x, ring, steps_of, t0, out, first, last):
     """NIR's Delay: out[t] = x[t - d] per element, zero before the first input. ring (depth, B, n)
     keeps the last `depth` inputs across blocks; t0 is the block's first absolute step."""
     depth = ring.shape[0]
-    for b in prange(x.shape[1]):
+    for b in range(first, last):
         for t in range(x.shape[0]):
             now = t0 + t
             ring[now % depth, b] = x[t, b]

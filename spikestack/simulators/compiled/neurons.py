@@ -1,7 +1,7 @@
 """Compiled neuron populations: `ir.dynamics.neuron_step` (float) and `ir.fixed.population_registers`
 (loihi), compiled for one neuron at a time, with the population's counts computed in the same pass.
 
-Each kernel runs a block of S steps for every sample, the batch split over threads (`prange`):
+Each kernel runs a block of S steps for a range of samples (`threads.over_samples` splits the batch):
 samples are independent, so results do not depend on the thread count. A population's options
 (`scalars.FLOAT_FLAGS`, `scalars.FIXED_FLAGS`) are literals in the kernel's source
 (`specialise.specialised`): one kernel per combination, compiled once and cached on disk.
@@ -41,10 +41,10 @@ from spikestack.simulators.compiled.neurons import observe
 from spikestack.simulators.compiled.scalars import FloatNeuron, spike_fn
 
 
-@numba.njit(parallel=True, cache=True)
-def kernel(x, i, v, s, c, out, rec, recording, counts, kinds, spiking):
+@numba.njit(cache=True, nogil=True)
+def kernel(x, i, v, s, c, out, rec, recording, counts, kinds, spiking, first, last):
     # c (7, n): alpha_v, gain_v, bias_v, alpha_i, gain_i, v_threshold, v_reset
-    for b in numba.prange(x.shape[1]):
+    for b in range(first, last):
         for t in range(x.shape[0]):
             for k in range(x.shape[2]):
                 p = FloatNeuron(c[0, k], c[1, k], c[2, k], c[3, k], c[4, k], c[5, k], c[6, k], *{options})
@@ -63,10 +63,10 @@ from spikestack.simulators.compiled.neurons import observe
 from spikestack.simulators.compiled.scalars import FixedNeuron
 
 
-@numba.njit(parallel=True, cache=True)
-def kernel(x, u, v, s, pending, q, out, rec, recording, counts, kinds, spiking):
+@numba.njit(cache=True, nogil=True)
+def kernel(x, u, v, s, pending, q, out, rec, recording, counts, kinds, spiking, first, last):
     # q (5, n): du, dv, bias, threshold, reset_offset (NeuronInts' attributes of these names)
-    for b in numba.prange(x.shape[1]):
+    for b in range(first, last):
         for t in range(x.shape[0]):
             for k in range(x.shape[2]):
                 p = FixedNeuron(q[0, k], q[1, k], q[2, k], q[3, k], q[4, k], *{options})

@@ -19,12 +19,22 @@ from spikestack.ir.program import Op
 from spikestack.ir.quantise import QuantisedProgram
 from spikestack.simulators.compiled import convolution, events, neurons, synapses
 from spikestack.simulators.compiled.scalars import FIXED_FLAGS, FLOAT_FLAGS, options_of
+from spikestack.simulators.compiled.threads import over_samples
 
 # A dense layer whose input block has more than this fraction of non-zero values runs as one BLAS
 # product instead of the event-driven row gather; measured on W (bench/sim_scaling.py, BENCHMARKS.md).
 DENSE_ABOVE = 0.15
+ACTIVITY_PROBE = 1 << 14
 FLOAT_COEFFICIENTS = ("alpha_v", "gain_v", "bias_v", "alpha_i", "gain_i", "v_threshold", "v_reset")
 FIXED_INTS = ("du", "dv", "bias", "threshold", "reset_offset")  # NeuronInts' attributes (scalars.FixedNeuron)
+
+
+def _busy(x: np.ndarray) -> bool:
+    """Whether more than DENSE_ABOVE of the block's values are non-zero, judged on an even sample of
+    at most ACTIVITY_PROBE of them (counting them all cost more than the sparse layer it decides on)."""
+    flat = x.reshape(-1)
+    probe = flat[:: max(1, flat.size // ACTIVITY_PROBE)]
+    return np.count_nonzero(probe) > DENSE_ABOVE * probe.size
 
 
 def width(shape) -> int:
@@ -48,7 +58,7 @@ class Runner:
 
     def run(self, x: np.ndarray, out: np.ndarray, counts: np.ndarray, t0: int) -> None:
         out[...] = x
-        events.count_passing(x, out, self.kinds[0], self.kinds[1], counts)
+        over_samples(events.count_passing, x.shape[1], x, out, self.kinds[0], self.kinds[1], counts)
 
 
 class DelayRunner(Runner):
@@ -61,8 +71,8 @@ class DelayRunner(Runner):
         self.ring = np.zeros((self.depth, batch, self.n_out), dtype=self.dtype)
 
     def run(self, x, out, counts, t0):
-        events.delay_steps(x, self.ring, self.steps, t0, out)
-        events.count_passing(x, out, self.kinds[0], self.kinds[1], counts)
+        over_samples(events.delay_steps, x.shape[1], x, self.ring, self.steps, t0, out)
+        over_samples(events.count_passing, x.shape[1], x, out, self.kinds[0], self.kinds[1], counts)
 
 
 class ThresholdRunner(Runner):
@@ -71,7 +81,7 @@ class ThresholdRunner(Runner):
         self.level = _per_element(level, op.in_shape, dtype)
 
     def run(self, x, out, counts, t0):
-        synapses.threshold(x, self.level, out, self.kinds, counts)
+        over_samples(synapses.threshold, x.shape[1], x, self.level, out, self.kinds, counts)
 
 
 class SynapseRunner(Runner):
@@ -118,7 +128,7 @@ class SynapseRunner(Runner):
         if exact is None:
             return False
         acc = flat.astype(exact) @ self.weight.astype(exact)
-        synapses.lava_outputs(acc.reshape(out.shape), self.weight_exp, self.bias, out)
+        over_samples(synapses.lava_outputs, x.shape[1], acc.reshape(out.shape), self.weight_exp, self.bias, out)
         return True
 
     def _conv_geometry(self, syn: ConvSynapse, weight, dtype) -> None:
@@ -133,19 +143,19 @@ class SynapseRunner(Runner):
 
     def run(self, x, out, counts, t0):
         common = (self.fan, self.nonzero, self.kinds, self.dense_macs, counts)
-        if self.kind == "dense" and np.count_nonzero(x) > DENSE_ABOVE * x.size and self._product(x, out):
-            synapses.count_synapse(x, out, *common)
+        if self.kind == "dense" and _busy(x) and self._product(x, out):
+            over_samples(synapses.count_synapse, x.shape[1], x, out, *common)
             return
         if self.kind == "dense":
             rows = x.shape[2] // self.weight.shape[0]
             x4 = x.reshape(x.shape[0], x.shape[1], rows, self.weight.shape[0])
             o4 = out.reshape(out.shape[0], out.shape[1], rows, self.weight.shape[1])
-            synapses.dense_events(x4, self.weight, self.bias, self.weight_exp, o4, *common)
+            over_samples(synapses.dense_events, x.shape[1], x4, self.weight, self.bias, self.weight_exp, o4, *common)
         elif self.kind == "elementwise":
-            synapses.elementwise(x, self.weight, self.bias, self.weight_exp, out, *common)
+            over_samples(synapses.elementwise, x.shape[1], x, self.weight, self.bias, self.weight_exp, out, *common)
         else:
-            convolution.conv_events(x, self.weight, self.in_shape, self.out_shape, self.geometry, self.bias,
-                                    self.divisor, self.weight_exp, out, *common)
+            over_samples(convolution.conv_events, x.shape[1], x, self.weight, self.in_shape, self.out_shape,
+                         self.geometry, self.bias, self.divisor, self.weight_exp, out, *common)
 
 
 class NeuronRunner(Runner):
@@ -172,7 +182,7 @@ class NeuronRunner(Runner):
         i, v, s, pending = self.state
         spiking = bool(self.op.params.spiking)
         state = (i, v, s) if self.ints is None else (i, v, s, pending)
-        self.kernel(x, *state, self.table, out, rec, recording, counts, self.kinds, spiking)
+        over_samples(self.kernel, x.shape[1], x, *state, self.table, out, rec, recording, counts, self.kinds, spiking)
 
 
 def make_runner(op: Op, dtype, kinds: tuple[int, int], qprog: QuantisedProgram | None) -> Runner:

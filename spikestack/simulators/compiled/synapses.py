@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import prange, types
+from numba import types
 from numba.extending import overload
 
 from spikestack.ir import fixed
@@ -102,15 +102,15 @@ def _lava_sum(acc, weight_exp):
     return impl
 
 
-@numba.njit(parallel=True, cache=True)
-def dense_events(x, weight_t, bias, weight_exp, out, fan, nonzero, kinds, dense_macs, counts):
+@numba.njit(cache=True, nogil=True)
+def dense_events(x, weight_t, bias, weight_exp, out, fan, nonzero, kinds, dense_macs, counts, first, last):
     """x (S, B, R, n_in) -> out (S, B, R, n_out) = x @ weight_t (+ bias), by row gather; R rows per
     sample (an Affine over the last axis of a larger input). Integers: Lava's arithmetic with
     weight_exp (`lava_sum`); floats: weight_exp ignored. bias (R * n_out,) or (0,). counts (S, B, M)."""
     steps, batch, rows, n_in = x.shape
     n_out = weight_t.shape[1]
     binary = kinds[0] == BINARY
-    for b in prange(batch):
+    for b in range(first, last):
         active = np.empty(n_in, np.int64)
         acc = np.empty(n_out, weight_t.dtype)  # Loihi: int32, whose wrap is Lava's int32 channel
         counted = np.zeros(4, np.int64)
@@ -142,21 +142,21 @@ def sum_events(block, kind):
     return total
 
 
-@numba.njit(parallel=True, cache=True)
-def lava_outputs(acc, weight_exp, bias, out):
+@numba.njit(cache=True, nogil=True)
+def lava_outputs(acc, weight_exp, bias, out, first, last):
     """A dense product's exact sums acc (S, B, R * n_out), as Lava's Dense emits them (`lava_sum`),
     plus our bias (R * n_out,) or (0,), into out."""
-    for b in prange(acc.shape[1]):
+    for b in range(first, last):
         for t in range(acc.shape[0]):
             for o in range(acc.shape[2]):
                 y = lava_sum(np.int64(acc[t, b, o]), weight_exp)
                 out[t, b, o] = y + bias[o] if bias.shape[0] else y
 
 
-@numba.njit(parallel=True, cache=True)
-def count_synapse(x, y, fan, nonzero, kinds, dense_macs, counts):
+@numba.njit(cache=True, nogil=True)
+def count_synapse(x, y, fan, nonzero, kinds, dense_macs, counts, first, last):
     """The counts of a synapse op computed without the event path: x (S, B, n_in), y (S, B, n_out)."""
-    for b in prange(x.shape[1]):
+    for b in range(first, last):
         mine = np.empty(x.shape[2], np.int64)
         counted = np.zeros(4, np.int64)
         for t in range(x.shape[0]):
@@ -167,11 +167,11 @@ def count_synapse(x, y, fan, nonzero, kinds, dense_macs, counts):
             counts[t, b, SPIKES_OUT] = events(y[t, b], kinds[1])
 
 
-@numba.njit(parallel=True, cache=True)
-def elementwise(x, weight, bias, weight_exp, out, fan, nonzero, kinds, dense_macs, counts):
+@numba.njit(cache=True, nogil=True)
+def elementwise(x, weight, bias, weight_exp, out, fan, nonzero, kinds, dense_macs, counts, first, last):
     """NIR's Scale: out = weight * x per element (Loihi: then Lava's shift and wraps, and our bias)."""
     steps, batch, n = x.shape
-    for b in prange(batch):
+    for b in range(first, last):
         counted = np.zeros(4, np.int64)
         active = np.empty(n, np.int64)
         for t in range(steps):
@@ -185,10 +185,10 @@ def elementwise(x, weight, bias, weight_exp, out, fan, nonzero, kinds, dense_mac
             counts[t, b, SPIKES_OUT] = events(out[t, b], kinds[1])
 
 
-@numba.njit(parallel=True, cache=True)
-def threshold(x, level, out, kinds, counts):
+@numba.njit(cache=True, nogil=True)
+def threshold(x, level, out, kinds, counts, first, last):
     """NIR's Threshold: 1 where x > level (strict), else 0."""
-    for b in prange(x.shape[1]):
+    for b in range(first, last):
         for t in range(x.shape[0]):
             for j in range(x.shape[2]):
                 out[t, b, j] = 1 if x[t, b, j] > level[j] else 0
