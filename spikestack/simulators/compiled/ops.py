@@ -23,8 +23,8 @@ from spikestack.simulators.compiled.threads import over_samples
 
 # A dense layer whose input block has more than this fraction of non-zero values runs as one BLAS
 # product instead of the event-driven row gather; measured on W (bench/sim_scaling.py, BENCHMARKS.md).
-DENSE_ABOVE = 0.15
-ACTIVITY_PROBE = 1 << 14
+DENSE_ABOVE = 0.25
+ACTIVITY_PROBE = 1 << 11
 FLOAT_COEFFICIENTS = ("alpha_v", "gain_v", "bias_v", "alpha_i", "gain_i", "v_threshold", "v_reset")
 FIXED_INTS = ("du", "dv", "bias", "threshold", "reset_offset")  # NeuronInts' attributes (scalars.FixedNeuron)
 
