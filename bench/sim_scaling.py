@@ -38,7 +38,6 @@ import ctypes
 import gc
 import importlib
 import importlib.util
-import os
 import statistics
 import subprocess
 import sys

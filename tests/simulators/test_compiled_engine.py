@@ -19,7 +19,7 @@ from spikestack.ir import build_graph, lower_graph, resolve_options
 from spikestack.ir.quantise import quantise_program
 from spikestack.ir.primitives import primitive
 from spikestack.simulators import simulate
-from sim_fixtures import lower, one_torch_thread  # noqa: F401  (fixtures)
+from sim_fixtures import lower, one_torch_thread  # noqa: F401,F811  (fixtures)
 
 RNG = np.random.default_rng(19)
 DT = 1e-3

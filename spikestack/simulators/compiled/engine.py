@@ -22,7 +22,7 @@ from spikestack.simulators.compiled import events
 from spikestack.simulators.compiled.events import KIND_CODES, SPIKES_OUT
 from spikestack.simulators.compiled.ops import NeuronRunner, Runner, make_runner
 from spikestack.simulators.compiled.plan import execution_units
-from spikestack.simulators.compiled.threads import over_samples
+from spikestack.simulators.compiled.threads import over_samples, thread_count
 
 BLOCK_VALUES = 1 << 23  # values of all ops held for one block (64 MiB at 8 bytes)
 
@@ -86,11 +86,11 @@ class CompiledExecutor:
 
     def _block_shape(self, steps: int, batch: int) -> tuple[int, int]:
         """(samples, steps) per block: all steps of as many samples as BLOCK_VALUES holds, so that each
-        sample's state stays in cache over the whole run; steps in blocks only for a single sample
-        too large for it."""
+        sample's state stays in cache over the whole run, and at least one sample per thread (the
+        threads split a block's samples); steps in blocks only where that is too much."""
         width = sum(r.n_out + r.n_in for r in self.runners.values())
-        chunk = max(1, min(batch, BLOCK_VALUES // max(1, steps * width)))
-        block = steps if steps * width <= BLOCK_VALUES else max(1, BLOCK_VALUES // width)
+        chunk = min(batch, max(thread_count(), BLOCK_VALUES // max(1, steps * width)))
+        block = max(1, min(steps, BLOCK_VALUES // max(1, chunk * width)))
         return chunk, block
 
     def _buffers(self, block: int, chunk: int) -> None:

@@ -47,7 +47,7 @@ def events(row, kind: int) -> int:
 def count_passing(x, y, in_kind, out_kind, counts, first, last):
     """spikes_in and spikes_out of an op that moves values (input, output, reshape, delay,
     threshold): x, y (S, B, n) what it took and gave; counts (S, B, M)."""
-    steps, batch = x.shape[0], x.shape[1]
+    steps = x.shape[0]
     for b in range(first, last):
         for t in range(steps):
             counts[t, b, SPIKES_IN] = events(x[t, b], in_kind)

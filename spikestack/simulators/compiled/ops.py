@@ -132,14 +132,12 @@ class SynapseRunner(Runner):
         return True
 
     def _conv_geometry(self, syn: ConvSynapse, weight, dtype) -> None:
-        one_d = len(syn.stride) == 1
-        pad = (lambda v: (1, *v)) if one_d else tuple
         self.weight = convolution.conv_weight_layout(np.asarray(weight), syn.groups, dtype)
         in_shape, out_shape = self.op.in_shape, self.op.out_shape
-        self.in_shape = np.array((in_shape[0], 1, in_shape[1]) if one_d else in_shape, dtype=np.int64)
-        self.out_shape = np.array((out_shape[0], 1, out_shape[1]) if one_d else out_shape, dtype=np.int64)
-        padding = (0, *syn.padding) if one_d else syn.padding
-        self.geometry = np.array((*pad(syn.stride), *padding, *pad(syn.dilation), syn.groups), dtype=np.int64)
+        self.channels = (int(in_shape[0]), int(out_shape[0]))
+        self.out_size = width(out_shape[1:])
+        self.taps, self.tap_start = convolution.tap_table(in_shape[1:], out_shape[1:], syn.kernel, syn.stride,
+                                                          syn.padding, syn.dilation)
 
     def run(self, x, out, counts, t0):
         common = (self.fan, self.nonzero, self.kinds, self.dense_macs, counts)
@@ -154,8 +152,8 @@ class SynapseRunner(Runner):
         elif self.kind == "elementwise":
             over_samples(synapses.elementwise, x.shape[1], x, self.weight, self.bias, self.weight_exp, out, *common)
         else:
-            over_samples(convolution.conv_events, x.shape[1], x, self.weight, self.in_shape, self.out_shape,
-                         self.geometry, self.bias, self.divisor, self.weight_exp, out, *common)
+            over_samples(convolution.conv_events, x.shape[1], x, self.weight, self.taps, self.tap_start,
+                         *self.channels, self.out_size, self.bias, self.divisor, self.weight_exp, out, *common)
 
 
 class NeuronRunner(Runner):

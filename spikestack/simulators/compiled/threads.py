@@ -21,6 +21,10 @@ def set_threads(count: int) -> None:
     _threads = max(1, int(count))
 
 
+def thread_count() -> int:
+    return _threads
+
+
 def over_samples(kernel, samples: int, *args) -> None:
     """kernel(*args, first, last) over `samples` samples in equal ranges, one per thread (at most one
     range per sample); the first range runs on the calling thread."""
