@@ -4,10 +4,10 @@ Not part of the simulator: a fused numba loop over the whole 784-256-10 LIF MLP 
 acc += W[i, :] for each input spike, v <- 0.9 v + acc, spike if v > 1, reset to 0), the batch split
 over threads, counting input/hidden/output spikes and effective synaptic operations per sample. It
 measures how far compiled code gets past the plain torch dense loop (2 threads, timed in turn,
-median of --repeats) on this machine. numba is not a dependency of spikestack; install it beside:
+median of --repeats) on this machine: the floor the compiled engine (simulators/compiled/, which
+adds every count, any graph and both arithmetics) is measured against in BENCHMARKS.md.
 
-    .venv/bin/pip install --target /tmp/nbpkgs numba==0.60.0 llvmlite==0.43.0 --no-deps
-    PYTHONPATH=/tmp/nbpkgs .venv/bin/python bench/compiled_floor.py
+    .venv/bin/python bench/compiled_floor.py
 """
 
 from __future__ import annotations

@@ -10,27 +10,23 @@ samples are independent, so results do not depend on the thread count. A populat
 from __future__ import annotations
 
 import numba
-import numpy as np
 
-from spikestack.simulators.compiled.events import (ACTIVE_NEURON_UPDATES, GRADED, NEURON_UPDATES, SPIKES_IN,
-                                                   SPIKES_OUT)
+from spikestack.simulators.compiled.events import (ACTIVE_NEURON_UPDATES, NEURON_UPDATES, SPIKES_IN, SPIKES_OUT,
+                                                   events)
 from spikestack.simulators.compiled.specialise import specialised
 
 
 @numba.njit(inline="always")
 def observe(x, y, t, b, v, i, s, rec, recording, counts, kinds, spiking):
-    """After step t of sample b: record v, i (or u), s, and count the population's events, in one
-    loop of its own over the row (it vectorises; counting inside the update did not)."""
+    """After step t of sample b: record v, i (or u), s, and count the population's events. Loops of
+    their own over the row, which vectorise, unlike counting inside the update."""
     if recording:
         rec[t, 0, b], rec[t, 1, b], rec[t, 2, b] = v[b], i[b], s[b]
-    received = emitted = active = 0
-    graded_in, graded_out = kinds[0] == GRADED, kinds[1] == GRADED
+    counts[t, b, SPIKES_IN] = events(x[t, b], kinds[0])
+    counts[t, b, SPIKES_OUT] = events(y[t, b], kinds[1])
+    active = 0
     for k in range(x.shape[2]):
-        taken, given = x[t, b, k], y[t, b, k]
-        received += (taken != 0) if graded_in else np.int64(taken)
-        emitted += (given != 0) if graded_out else np.int64(given)
-        active += (taken != 0) | (spiking & (given != 0))
-    counts[t, b, SPIKES_IN], counts[t, b, SPIKES_OUT] = received, emitted
+        active += (x[t, b, k] != 0) | (spiking & (y[t, b, k] != 0))
     counts[t, b, NEURON_UPDATES], counts[t, b, ACTIVE_NEURON_UPDATES] = x.shape[2], active
 
 
