@@ -30,7 +30,7 @@ def conv_events(x, weight, taps, tap_start, c_in, c_out, out_size, bias, divisor
     """x (S, B, C_in*H*W) -> out (S, B, C_out*OH*OW). weight (groups, C_in/groups, KH*KW, C_out/groups);
     the connections of input position p (y * W + x) are taps[tap_start[p]:tap_start[p + 1]], each a
     (kernel tap, output position) pair (`tap_table`); bias one value per output element, or none."""
-    groups, c_in_group, c_out_group = weight.shape[0], weight.shape[1], weight.shape[3]
+    c_in_group, c_out_group = weight.shape[1], weight.shape[3]
     positions = x.shape[2] // c_in
     for b in range(first, last):
         active = np.empty(x.shape[2], np.int64)
