@@ -20,18 +20,18 @@ from conftest import default_stop_signals, small_mlp
 
 # The compiled engine (no torch: ~150 MB once numba is loaded) runs the small MLP ~50x faster than the
 # reference engine (torch: over 300 MB): it gets a graph and an input big enough to take seconds.
-ENGINES = {"reference": (dict(), (20000, 64, 4), 300_000), "compiled": (dict(n_in=64, n_hidden=512), (6000, 64, 64),
-                                                                         140_000)}
+ENGINES = {"reference": (dict(), (20000, 64, 4), np.float32, 300_000),
+           "compiled": (dict(n_in=64, n_hidden=2048), (6000, 64, 64), bool, 140_000)}
 
 
 @pytest.mark.parametrize("engine", list(ENGINES))
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_signal_ends_a_simulation_with_one_line_and_leaves_no_file(tmp_path, sig, engine):
     graph, x, out = tmp_path / "g.nir", tmp_path / "x.npy", tmp_path / "out.npz"
-    sizes, shape, started_kb = ENGINES[engine]
+    sizes, shape, dtype, started_kb = ENGINES[engine]
     nir.write(graph, small_mlp(**sizes))
     # Long enough to still be simulating when the signal comes (seconds), short enough to load fast.
-    np.save(x, np.random.default_rng(0).random(shape) < 0.2)
+    np.save(x, (np.random.default_rng(0).random(shape) < 0.2).astype(dtype))
     child = subprocess.Popen([sys.executable, "-m", "spikestack.cli", "run", str(graph), "--input", str(x),
                               "--out", str(out), "--dt", "1e-3", "--engine", engine],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_stop_signals)
