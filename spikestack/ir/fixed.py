@@ -101,6 +101,11 @@ def _decay(x, d):
     return magnitude - 2 * magnitude * (product < 0)
 
 
+def _check_reset(reset: str) -> None:
+    if reset not in RESETS:
+        raise OptionsError(f"reset must be one of {RESETS}, got '{reset}'")
+
+
 def lif_registers(a_in, u, v, du, dv, bias, threshold, subtract, at_threshold, many):
     """`lif_step_fixed`'s arithmetic on int64 values (arrays or scalars); bias is already
     `effective_bias`, threshold already vth << 6, the options booleans. Returns (spikes, u, v)."""
@@ -134,8 +139,7 @@ def lif_step_fixed(a_in, u, v, du, dv, bias_mant, bias_exp, vth, reset: str = "z
     int32-range values, as on Lava's ports and in its int32 state; Lava's int32 wraps are reproduced. u is
     never reset, as in Lava.
     """
-    if reset not in RESETS:
-        raise OptionsError(f"reset must be one of {RESETS}, got '{reset}'")
+    _check_reset(reset)
     a_in, u, v, du, dv, vth, mant, exp = (_int(x) for x in (a_in, u, v, du, dv, vth, bias_mant, bias_exp))
     spikes, u, v = lif_registers(a_in, u, v, du, dv, effective_bias(mant, exp), vth << VTH_SHIFT,
                                  reset == "subtract", compare == ">=", spikes_per_step == "many")
@@ -225,8 +229,7 @@ def neuron_step_fixed(a_in, state: FixedState, q: NeuronInts) -> tuple[np.ndarra
     v_reset is added where the neuron spiked, after Lava's reset to 0; a non-spiking population
     runs with the threshold NEVER.
     """
-    if q.reset not in RESETS:
-        raise OptionsError(f"reset must be one of {RESETS}, got '{q.reset}'")
+    _check_reset(q.reset)
     out, u, v, s, pending = population_registers(_int(a_in), _int(state.u), _int(state.v), _int(state.pending), q)
     return _int(out), FixedState(u=_int(u), v=_int(v), s=_int(s), pending=_int(pending))
 

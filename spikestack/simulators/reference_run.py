@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from spikestack.errors import OptionsError
 from spikestack.ir.program import Program
 from spikestack.ir.quantise import QuantisedProgram
 from spikestack.simulators.executor import Arithmetic, Executor
@@ -19,8 +18,6 @@ FLOAT_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch
 
 
 def _float_arithmetic(dtype, parallel: Parallel) -> Arithmetic:
-    if np.dtype(dtype) not in FLOAT_DTYPES:
-        raise OptionsError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     tdtype = FLOAT_DTYPES[np.dtype(dtype)]
 
     def kernel(op):

@@ -117,19 +117,15 @@ def simulate(program: Program | QuantisedProgram, x: np.ndarray | Mapping[str, n
     record = _record(program, record)
     _check_memory(program, *next(iter(data.values())).shape[:2], record, count)
     kinds = {name: infer_kind(arr) for name, arr in data.items()}
-    if engine == "compiled":
-        if mode == "float" and np.dtype(dtype) not in FLOAT_DTYPES:
-            raise OptionsError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
-        if mode == "loihi":
-            _check_loihi_inputs(kinds)
-            qprog = qprog or quantise_program(program)[0]
-        outputs, recordings, counts = run_compiled(program, qprog if mode == "loihi" else None, dtype, kinds, data,
-                                                   record, count, caller_threads())
-        return Run(outputs=outputs, recordings=recordings, counts=counts, backend="simulator", mode=mode)
-    from spikestack.simulators.reference_run import run_reference  # imports torch
-
+    if mode == "float" and np.dtype(dtype) not in FLOAT_DTYPES:
+        raise OptionsError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     if mode == "loihi":
         _check_loihi_inputs(kinds)
-    outputs, recordings, counts = run_reference(program, qprog or quantise_program(program)[0] if mode == "loihi"
-                                                else None, dtype, kinds, data, record, count)
+        qprog = qprog or quantise_program(program)[0]
+    if engine == "compiled":
+        outputs, recordings, counts = run_compiled(program, qprog, dtype, kinds, data, record, count, caller_threads())
+    else:
+        from spikestack.simulators.reference_run import run_reference  # imports torch
+
+        outputs, recordings, counts = run_reference(program, qprog, dtype, kinds, data, record, count)
     return Run(outputs=outputs, recordings=recordings, counts=counts, backend="simulator", mode=mode)

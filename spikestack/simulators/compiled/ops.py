@@ -103,7 +103,9 @@ class SynapseRunner(Runner):
         if isinstance(syn, DenseSynapse):
             self.kind = "dense"  # Loihi's weights are 8-bit mantissas: int32 rows (synapses.dense_events)
             self.weight = np.ascontiguousarray(np.asarray(weight).T, dtype=np.int32 if loihi else dtype)
-            self.row_l1 = float(np.abs(self.weight).sum(axis=0).max(initial=0))  # the largest |sum| one input adds
+            # Loihi's dense path: the largest sum of |weights| into one output, and the weights as floats
+            self.row_l1 = float(np.abs(self.weight).sum(axis=0).max(initial=0))
+            self._float_weights: dict = {}
         elif isinstance(syn, ElementwiseSynapse):
             self.kind = "elementwise"
             self.weight = _per_element(weight, op.in_shape, dtype)
@@ -127,7 +129,9 @@ class SynapseRunner(Runner):
         exact = np.float32 if bound < 2**24 else np.float64 if bound < 2**53 else None
         if exact is None:
             return False
-        acc = flat.astype(exact) @ self.weight.astype(exact)
+        if exact not in self._float_weights:
+            self._float_weights[exact] = self.weight.astype(exact)
+        acc = flat.astype(exact) @ self._float_weights[exact]
         over_samples(synapses.lava_outputs, x.shape[1], acc.reshape(out.shape), self.weight_exp, self.bias, out)
         return True
 
@@ -169,6 +173,7 @@ class NeuronRunner(Runner):
             self.kernel = neurons.fixed_kernel(options_of(p, FIXED_FLAGS))
         self.v_init = _per_element(p.v_init, op.out_shape, dtype)
         self.rec = None  # (S, 3, B, n) when recording (set by the engine per block)
+        self.no_rec = np.zeros((1, 3, 1, 1), dtype=dtype)  # what the kernel gets, unread, when not recording
 
     def start(self, batch: int) -> None:
         zeros = [np.zeros((batch, self.n_out), dtype=self.dtype) for _ in range(4)]
@@ -176,7 +181,7 @@ class NeuronRunner(Runner):
 
     def run(self, x, out, counts, t0):
         recording = self.rec is not None
-        rec = self.rec if recording else np.zeros((1, 3, x.shape[1], self.n_out), dtype=self.dtype)
+        rec = self.rec if recording else self.no_rec
         i, v, s, pending = self.state
         spiking = bool(self.op.params.spiking)
         state = (i, v, s) if self.ints is None else (i, v, s, pending)
