@@ -114,7 +114,7 @@ def wants_progress(args: argparse.Namespace) -> bool:
 
 def add_lowering_arguments(parser: argparse.ArgumentParser) -> None:
     """GRAPH plus --preset, --dt, --reset, --reset-timing, --initial-potential, --integration,
-    --threshold, --spikes-per-step."""
+    --threshold, --spikes-per-step, --fixed-point."""
     parser.add_argument("graph", help="a .nir file")
     parser.add_argument("--preset", choices=PRESETS, help="exporter convention filling in dt, reset and the rest")
     parser.add_argument("--dt", type=POSITIVE, help="time step in the graph's time unit (NIR carries none)")
@@ -125,10 +125,12 @@ def add_lowering_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", choices=[">", ">="], help="fire at v > threshold (NIR) or v >= threshold")
     parser.add_argument("--spikes-per-step", choices=["one", "many"],
                         help="'many': floor(v / threshold) spikes in one step (Sinabs' MultiSpike, Rockpool)")
+    parser.add_argument("--fixed-point", choices=["loihi", "netx"],
+                        help="the integers loihi mode runs: Lava's processes (loihi) or what a netx file holds (netx)")
 
 
 def lowering_options(args: argparse.Namespace) -> dict:
     """The parsed lowering arguments as keyword arguments (None where not given)."""
     return dict(preset=args.preset, dt=args.dt, reset=args.reset, reset_timing=args.reset_timing,
                 initial_potential=args.initial_potential, integration=args.integration, threshold=args.threshold,
-                spikes_per_step=args.spikes_per_step)
+                spikes_per_step=args.spikes_per_step, fixed_point=args.fixed_point)

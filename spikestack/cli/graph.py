@@ -59,16 +59,56 @@ def _run(args: argparse.Namespace) -> int:
 
 def _export_args(p: argparse.ArgumentParser) -> None:
     add_lowering_arguments(p)
-    p.add_argument("--for", dest="target", required=True, choices=["snntorch", "norse", "sinabs", "rockpool"],
-                   help="the library whose own importer and runtime must run the file as we do")
-    p.add_argument("--out", required=True, help="the .nir file to write")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--for", dest="target", choices=["snntorch", "norse", "sinabs", "rockpool"],
+                        help="the library whose own importer and runtime must run the file as we do")
+    target.add_argument("--to", dest="format", choices=["netx"],
+                        help="netx: Loihi 2's lava-dl HDF5 format, with the integers loihi mode runs (docs/netx.md)")
+    p.add_argument("--out", required=True, help="the .nir (--for) or .net (--to netx) file to write")
+    p.add_argument("--verify", metavar="INPUT.npy",
+                   help="--to netx: run the file in lava-dl on these spikes (T, B, *input) and compare with loihi mode")
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.format == "netx":
+        return _export_netx(args)
+    if args.verify:
+        from spikestack.errors import OptionsError
+
+        raise OptionsError("--verify goes with --to netx")
     from spikestack.pipeline import export_for
 
     export_for(args.graph, args.target, args.out, **lowering_options(args))
     print(f"wrote {args.out}: {args.graph} in the conventions of {args.target}'s importer")
+    return 0
+
+
+def _export_netx(args: argparse.Namespace) -> int:
+    from spikestack.pipeline import export_netx, load_input, verify_netx
+    from spikestack.report import describe_netx
+
+    x = load_input(args.verify) if args.verify else None  # a bad input fails before anything is written
+    export = export_netx(args.graph, args.out, **lowering_options(args))
+    kinds = ", ".join(layer.kind for layer in export.layers)
+    print(f"wrote {args.out}: {len(export.layers)} netx layers ({kinds}) with the integers loihi mode runs")
+    if x is not None:
+        result = verify_netx(export, x)
+        print(describe_netx(result))
+        return 0 if result["status"] != "different" else 1
+    return 0
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("netx", metavar="NETX", help="a lava-dl netx .net/.h5 file (SLAYER's export_hdf5, or ours)")
+    p.add_argument("--out", required=True, help="the .nir file to write (loihi mode runs the file's integers)")
+
+
+def _import(args: argparse.Namespace) -> int:
+    from spikestack.pipeline import import_netx
+
+    path = import_netx(args.netx, args.out)
+    print(f"wrote {path}: {args.netx} as NIR (preset netx, integer scale 1); run it with --mode loihi to get "
+          "lava-dl's spikes")
     return 0
 
 
@@ -127,6 +167,8 @@ def _deploy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dt-seconds", type=POSITIVE, help="seconds per step (default: dt, when in seconds)")
     p.add_argument("--seed", type=NATURAL, default=0, help="dataset split and rate-coding seed")
     p.add_argument("--out", required=True, help="directory for report.html, report.md, report.json")
+    p.add_argument("--export", choices=["netx"], help="netx: loihi mode runs netx's integers and model.net (Loihi 2, "
+                                                      "lava-dl) is written beside the report, verified by lava-dl")
     add_progress_argument(p)
 
 
@@ -136,20 +178,22 @@ def _deploy(args: argparse.Namespace) -> int:
     x = load_input(args.input) if args.input else None
     deploy(args.graph, args.out, x=x, dataset=args.dataset, steps=args.steps, limit=args.limit, chips=args.chip,
            backend=args.backend, samples=args.samples, dt_seconds=args.dt_seconds, seed=args.seed, echo=print,
-           input_path=args.input, progress=wants_progress(args), **lowering_options(args))
+           input_path=args.input, progress=wants_progress(args), export=args.export, **lowering_options(args))
     return 0
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/demo", help="directory for the model and reports")
     p.add_argument("--seed", type=NATURAL, default=0)
+    p.add_argument("--for", dest="target", choices=["netx"],
+                   help="netx: train in netx's form and write model.net (Loihi 2) beside the report, checked by lava-dl")
     add_progress_argument(p)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from spikestack.pipeline import demo
 
-    demo(out_dir=args.out, seed=args.seed, echo=print, progress=wants_progress(args))
+    demo(out_dir=args.out, seed=args.seed, echo=print, progress=wants_progress(args), target=args.target)
     return 0
 
 
@@ -173,8 +217,9 @@ def _chips(args: argparse.Namespace) -> int:
 GRAPH_COMMANDS: dict[str, Command] = {
     "info": Command("describe a NIR graph: nodes, shapes, sizes, recurrence", _info_args, _info),
     "run": Command("simulate a graph (or run it on Lava) on a .npy input", _run_args, _run),
-    "export": Command("rewrite a graph in snnTorch's, Norse's, Sinabs' or Rockpool's NIR conventions",
-                      _export_args, _export),
+    "export": Command("rewrite a graph in snnTorch's, Norse's, Sinabs' or Rockpool's NIR conventions, or as a "
+                      "Loihi 2 netx file", _export_args, _export),
+    "import": Command("read a lava-dl netx file (SLAYER's or ours) into a NIR graph", _import_args, _import),
     "map": Command("place a graph on a chip's cores and report the load", _map_args, _map),
     "energy": Command("energy and latency per inference on chips, from simulated counts", _energy_args, _energy),
     "deploy": Command("validate, map, simulate, run on Lava, compare, estimate energy per chip: one report",

@@ -34,7 +34,14 @@ def _common(p: argparse.ArgumentParser, out: str = "model.nir") -> None:
     add_progress_argument(p)
 
 
+def _target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--for", dest="target", metavar="TARGET",
+                   help="netx: train in the form Loihi 2's netx format holds (reset to zero, v starts at 0, "
+                        "no pooling) and export netx's integers (docs/netx.md)")
+
+
 def _s3nn(p: argparse.ArgumentParser) -> None:
+    _target(p)
     p.add_argument("--arch", default="mlp", help="mlp or conv (default mlp)")
     p.add_argument("--surrogate", default="s2nn", help="s2nn, sigmoid, rect or ste (default s2nn)")
     p.add_argument("--depth", type=int, help="MLP layers, output included (default 6)")
@@ -42,6 +49,7 @@ def _s3nn(p: argparse.ArgumentParser) -> None:
 
 
 def _noise_t1(p: argparse.ArgumentParser) -> None:
+    _target(p)
     p.add_argument("--noise", default="gaussian", help="gaussian, uniform or none (default gaussian)")
     p.add_argument("--noise-mean", type=FINITE, help="noise mean in thresholds: the initial potential (default 0.5)")
     p.add_argument("--noise-std", type=FINITE, help="noise standard deviation in thresholds (default 0.29)")
@@ -51,6 +59,7 @@ def _noise_t1(p: argparse.ArgumentParser) -> None:
 
 
 def _hnsg(p: argparse.ArgumentParser) -> None:
+    _target(p)
     p.add_argument("--keep", type=FINITE, default=0.5,
                    help="fraction of weights kept per layer, in (0, 1] (default 0.5)")
     p.add_argument("--steps", type=int, default=8, help="time steps, in training and evaluation (default 8)")

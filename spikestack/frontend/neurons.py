@@ -40,7 +40,7 @@ class _Neurons(nn.Module):
 
     def __init__(self, shape: int | tuple[int, ...], nir_params: dict, *, reset: str, reset_timing: str,
                  initial_potential: float, dt: float, spike_fn: str | Surrogate, threshold: str = ">",
-                 spikes_per_step: str = "one", integration: str = "euler"):
+                 spikes_per_step: str = "one", integration: str = "euler", fixed_point: str = "loihi"):
         super().__init__()
         self.shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
         if not self.shape or min(self.shape) < 1:
@@ -55,7 +55,8 @@ class _Neurons(nn.Module):
             if tau in self.nir_params and (self.nir_params[tau] <= 0).any():
                 raise OptionsError(f"{self.nir_type.__name__}: {tau} must be positive")
         self.options = LoweringOptions(dt=dt, reset=reset, reset_timing=reset_timing, initial_potential=initial_potential,
-                                       threshold=threshold, spikes_per_step=spikes_per_step, integration=integration)
+                                       threshold=threshold, spikes_per_step=spikes_per_step, integration=integration,
+                                       fixed_point=fixed_point)
         self.spike_fn = surrogate(spike_fn)
         node = self.to_nir()
         coeffs = neuron_coefficients(node, kind_of(node), self.shape, self.options, kind_of(node))
@@ -101,7 +102,8 @@ class IFNeurons(_Neurons):
     """Integrate-and-fire (NIR IF: dv/dt = r I): v <- v + dt*r*x, spike if v > v_threshold.
 
     Every layer takes the lowering options as keywords (`Options`): reset, reset_timing,
-    initial_potential, dt, threshold (">" or ">="), spikes_per_step ("one" or "many") and integration."""
+    initial_potential, dt, threshold (">" or ">="), spikes_per_step ("one" or "many"), integration and
+    fixed_point (the integers loihi mode runs: "loihi" or "netx", frontend/targets.py)."""
 
     nir_type = nir.IF
 
@@ -137,7 +139,7 @@ class CubaLIFNeurons(_Neurons):
 def _defaults(options: dict) -> dict:
     """The lowering keywords a layer takes, with their defaults; anything else is refused by name."""
     known = dict(reset_timing="immediate", initial_potential=0.0, dt=1.0, threshold=">", spikes_per_step="one",
-                 integration="euler")
+                 integration="euler", fixed_point="loihi")
     unknown = set(options) - set(known)
     if unknown:
         raise OptionsError(f"unknown neuron option(s): {', '.join(sorted(unknown))}; known: {', '.join(known)}")

@@ -39,21 +39,22 @@ def quantise_threshold(vth_float, scale: float) -> np.ndarray:
     return vth.astype(np.int64)
 
 
-def quantise_bias(bias_float, scale: float):
+def quantise_bias(bias_float, scale: float, exponent: int | None = None):
     """Float bias -> (bias_mant, bias_exp). The bias is added to v unshifted, so the target is
     bias * scale * 2^6; each neuron takes the smallest exponent in [0, 7] whose rounded
-    mantissa fits 13 signed bits, keeping as many significant bits as the widths allow."""
+    mantissa fits 13 signed bits, keeping as many significant bits as the widths allow, or the
+    given `exponent` for all (a format that fixes it, as lava-dl netx does)."""
     target = np.asarray(bias_float, dtype=np.float64) * scale * (1 << ACT_SHIFT)
-    exps = np.arange(BIAS_EXP_MAX + 1)
+    exps = np.arange(BIAS_EXP_MAX + 1) if exponent is None else np.array([exponent])
     mants = np.rint(target[..., None] / 2.0**exps)
     fits = np.abs(mants) <= BIAS_MANT_MAX
     if not np.all(fits[..., -1]):
         worst = float(np.abs(np.asarray(bias_float, dtype=np.float64)).max())
-        raise OptionsError(f"bias up to {worst:.4g} x scale {scale:.6g} exceeds the 13-bit mantissa x 2^7 "
+        raise OptionsError(f"bias up to {worst:.4g} x scale {scale:.6g} exceeds the 13-bit mantissa x 2^{exps[-1]} "
                            "(more headroom bits lower the scale)")
-    exp = np.argmax(fits, axis=-1)
-    mant = np.take_along_axis(mants, exp[..., None], axis=-1)[..., 0]
-    return mant.astype(np.int64), exp.astype(np.int64)
+    index = np.argmax(fits, axis=-1)
+    mant = np.take_along_axis(mants, index[..., None], axis=-1)[..., 0]
+    return mant.astype(np.int64), exps[index].astype(np.int64)
 
 
 def relative_error(x_float, x_int, scale: float, exp=0) -> float:

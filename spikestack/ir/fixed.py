@@ -36,6 +36,7 @@ VTH_MAX = (1 << VTH_BITS) - 1
 BIAS_MANT_BITS = 13  # bias_mant: signed 13-bit, i.e. -4096..4095
 BIAS_MANT_MAX = (1 << (BIAS_MANT_BITS - 1)) - 1
 BIAS_EXP_MAX = 7  # bias_exp: unsigned 3-bit
+NETX_BIAS_EXP = 6  # lava-dl netx gives every CUBA neuron bias_exp 6 (netx/hdf5.py: get_neuron_params)
 RESETS = ("zero", "subtract")
 
 # --- Synapses (lava/proc/dense/models.py, lava/utils/weightutils.py, lava/proc/conv) ---
@@ -271,13 +272,15 @@ def clip_weights(weights, sign_mode: str) -> np.ndarray:
 def truncate_weights(weights, sign_mode: str, num_weight_bits: int = WEIGHT_BITS) -> np.ndarray:
     """Lava's `truncate_weights`: zero the 8 - num_weight_bits (+1 if mixed) low bits.
 
-    Mixed weights spend a bit on the sign, so even at 8 bits their LSB is dropped. The shift
-    rounds towards -inf, except for inhibitory weights, which are negated first (towards 0).
+    Mixed weights spend a bit on the sign, so even at 8 bits their LSB is dropped (9 keeps it, as
+    netx's rescaled weights do). The shift rounds towards -inf, except for inhibitory weights, which
+    are negated first (towards 0).
     """
     _check_sign_mode(sign_mode)
-    if not 1 <= num_weight_bits <= WEIGHT_BITS:
-        raise OptionsError(f"num_weight_bits must be in [1, {WEIGHT_BITS}], got {num_weight_bits}")
     shift = WEIGHT_BITS - num_weight_bits + (sign_mode == "mixed")
+    if num_weight_bits < 1 or shift < 0:
+        raise OptionsError(f"num_weight_bits must be in [1, {WEIGHT_BITS}] ({WEIGHT_BITS + 1} for mixed signs), "
+                           f"got {num_weight_bits}")
     sign = -1 if sign_mode == "inhibitory" else 1
     return sign * ((sign * _int(weights) >> shift) << shift)
 

@@ -77,21 +77,22 @@ def graph_from_dict(data: dict, prefix: str = "") -> nir.NIRGraph:
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=data.get("metadata", {}), type_check=False)
 
 
-def read_nir(path: str | os.PathLike) -> nir.NIRGraph:
-    """Read a `.nir` file into a `nir.NIRGraph` without modifying it."""
+def read_hdf5_tree(path: str | os.PathLike, key: str, what: str) -> dict:
+    """The group `key` of an HDF5 file as nested dicts, every hostile-file check applied (hdf5.py);
+    `what` names the file kind in messages ("a NIR graph")."""
     path = Path(path)
     if not path.exists():
         raise GraphFileError(f"{path}: no such file")
     if path.is_dir():
-        raise GraphFileError(f"{path}: is a directory, not a .nir file")
+        raise GraphFileError(f"{path}: is a directory, not {what}")
     if path.stat().st_size == 0:
         raise GraphFileError(f"{path}: file is empty")
     read_in_child(str(path))  # a damaged heap can hang HDF5 itself: meet that in a child (hdf5.py)
     try:
         with h5py.File(path, "r") as f:
-            if "node" not in f and f.get("node", getlink=True) is None:
-                raise GraphFileError("HDF5 file has no 'node' group; not a NIR graph")
-            data = read_tree(f, "node")  # links, dataset types and sizes checked before reading
+            if key not in f and f.get(key, getlink=True) is None:
+                raise GraphFileError(f"HDF5 file has no '{key}' group; not {what}")
+            return read_tree(f, key)  # links, dataset types and sizes checked before reading
     except (GraphFileError, ResourceLimitError) as exc:
         raise type(exc)(f"{path}: {exc}") from None
     except OSError as exc:
@@ -99,6 +100,11 @@ def read_nir(path: str | os.PathLike) -> nir.NIRGraph:
         raise GraphFileError(f"{path}: {reason} ({str(exc).splitlines()[0][:120]})") from None
     except (RuntimeError, KeyError, ValueError) as exc:
         raise GraphFileError(f"{path}: unreadable HDF5 content ({str(exc)[:120]})") from None
+
+
+def read_nir(path: str | os.PathLike) -> nir.NIRGraph:
+    """Read a `.nir` file into a `nir.NIRGraph` without modifying it."""
+    data = read_hdf5_tree(path, "node", "a NIR graph")
     if not isinstance(data.get("type"), str) or data["type"] != "NIRGraph":
         raise GraphFileError(f"{path}: top-level node is '{str(data.get('type'))[:40]}', expected a NIRGraph")
     try:

@@ -22,6 +22,7 @@ INTEGRATIONS = ("euler", "exact")
 CUBA_ORDERS = ("current_first", "voltage_first")
 THRESHOLDS = (">", ">=")  # NIR's Threshold is strict; Sinabs and Rockpool fire at v >= theta
 SPIKES_PER_STEP = ("one", "many")  # "many": floor(v / theta) spikes in one step (Sinabs MultiSpike, Rockpool)
+FIXED_POINTS = ("loihi", "netx")  # the integer formats ir.quantise targets (see LoweringOptions)
 
 
 def _real(value) -> bool:
@@ -45,6 +46,12 @@ class LoweringOptions:
     threshold: ">" (NIR, Norse, snnTorch, Lava) or ">=" (Sinabs, Rockpool): when v fires.
     spikes_per_step: "one", or "many": floor(v / v_threshold) spikes at once, each removing one
         threshold under the subtractive reset (Sinabs' MultiSpike, its default; Rockpool's LIF).
+    fixed_point: the integers loihi mode runs (`ir.quantise`): "loihi", Lava's processes with any
+        weight exponent and bias exponent; "netx", what a lava-dl netx file can hold (weight exponent
+        0, bias exponent 6), so a netx export runs exactly as loihi mode did.
+    integer_scale: every neuron's integer scale (integers per float unit) instead of the widest
+        the bit widths allow; 1 where the graph's values already are Loihi's integers (an imported
+        netx file).
     """
 
     dt: float
@@ -55,6 +62,8 @@ class LoweringOptions:
     cuba_order: str = "current_first"
     threshold: str = ">"
     spikes_per_step: str = "one"
+    fixed_point: str = "loihi"
+    integer_scale: float | None = None
     preset: str | None = None
 
     def __post_init__(self):
@@ -62,11 +71,14 @@ class LoweringOptions:
             raise OptionsError(f"dt must be a positive finite number, got {self.dt!r}")
         if not _real(self.initial_potential):
             raise OptionsError(f"initial_potential must be a finite number, got {self.initial_potential!r}")
+        if self.integer_scale is not None and not (_real(self.integer_scale) and self.integer_scale > 0):
+            raise OptionsError(f"integer_scale must be a positive finite number, got {self.integer_scale!r}")
         if self.preset is not None and self.preset not in PRESETS:
             raise OptionsError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         for name, allowed in (("reset", RESETS), ("reset_timing", RESET_TIMINGS),
                               ("integration", INTEGRATIONS), ("cuba_order", CUBA_ORDERS),
-                              ("threshold", THRESHOLDS), ("spikes_per_step", SPIKES_PER_STEP)):
+                              ("threshold", THRESHOLDS), ("spikes_per_step", SPIKES_PER_STEP),
+                              ("fixed_point", FIXED_POINTS)):
             if getattr(self, name) not in allowed:
                 raise OptionsError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
 

@@ -106,6 +106,17 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                  "rockpool/nn/modules/torch/exp_syn_torch.py: ExpSynTorch.evolve (v <- beta (v + x))",
                  "rockpool/nn/modules/torch/nir.py: _extract_rockpool_module (r = tau exp(-dt/tau) / dt)"),
     ),
+    Preset(
+        "netx", "lava-dl 0.6.0",
+        dict(dt=1.0, reset="zero", reset_timing="immediate", cuba_order="current_first", threshold=">",
+             spikes_per_step="one", initial_potential=0.0, fixed_point="netx"),
+        current_input="impulse", unscaled_input=("CubaLIF",),
+        sources=("lava/lib/dl/netx/hdf5.py: Network.get_neuron_params (Lava's LIF: du = iDecay - 1, dv = vDecay, "
+                 "vth = vThMant, bias_exp 6)",
+                 "lava/lib/dl/slayer/neuron/cuba.py: Neuron (u <- (1 - alpha_u) u + x; v <- (1 - alpha_v) v + u + "
+                 "bias; v > theta resets v to 0)",
+                 "spikestack/backends/netx/read.py: what `spikestack import` writes"),
+    ),
     Preset("spikestack", "", {}, sources=("our exporter's graph metadata (ir/options.py: options_metadata)",)),
 )}
 

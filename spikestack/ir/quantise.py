@@ -15,6 +15,13 @@ dense weights fit mantissa * 2^7, and convolution weights fit the mantissa at ex
 Conv ignores weight_exp). Non-spiking neurons take the scale at which the largest weight uses the
 full mantissa at exponent 0. Synapse biases go into the neuron's bias when it has no current
 (exact: u is this step's input), else they stay on the synapse op as an integer added to a_out.
+The Program's `integer_scale` option pins s_N instead (values that already are integers).
+
+Formats (the Program's `fixed_point` option). "loihi": Lava's Dense takes 8-bit mantissas (even
+ones when signs are mixed: it truncates the lowest bit) and any exponent. "netx": what a lava-dl
+netx file holds. netx gives the weights no exponent (it rescales the integers it reads to use
+Lava's bits, exactly: netx/utils.py optimize_weight_bits), so every synapse has exponent 0 and
+integer weights up to 254 (mixed signs, odd ones too) or 255; and every bias has exponent 6.
 """
 
 from __future__ import annotations
@@ -41,6 +48,9 @@ class SynapseInts:
     weight: np.ndarray  # int64 mantissas in the NIR layout; pools: depthwise kernel (C, 1, kh, kw)
     weight_exp: int
     bias: np.ndarray | None  # int64 in a_out units, broadcast to out_shape; None if zero
+    # Lava Dense's num_weight_bits: 8 truncates the lowest bit of mixed-sign mantissas; netx
+    # rescales its integers so that none is dropped, which is 9 bits for mixed signs
+    weight_bits: int = fixed.WEIGHT_BITS
 
 
 @dataclass(frozen=True)
@@ -65,20 +75,23 @@ class QuantisationReport:
                          + ", ".join(f"{k} {v:.3g}" for k, v in q.items()) + ")" for op, q in self.errors.items())
 
 
-def _mantissa_max(w: np.ndarray) -> tuple[int, int]:
-    """(largest mantissa Lava keeps, truncation step) for 8-bit weights of w's sign mode."""
+def _mantissa_max(w: np.ndarray, netx: bool = False) -> tuple[int, int]:
+    """(largest mantissa Lava keeps, truncation step) for 8-bit weights of w's sign mode; a netx
+    file's integers are rescaled into Lava's bits, so odd ones keep (netx/utils.py)."""
     step = 2 if fixed.sign_mode_of(w) == "mixed" else 1
-    return (1 << fixed.WEIGHT_BITS) - step, step
+    return (1 << fixed.WEIGHT_BITS) - step, 1 if netx else step
 
 
-def _mantissas(target: np.ndarray, exp: int) -> np.ndarray:
-    top, step = _mantissa_max(target)
+def _mantissas(target: np.ndarray, exp: int, netx: bool = False) -> np.ndarray:
+    top, step = _mantissa_max(target, netx)
     return np.clip(np.rint(target / 2.0**exp / step) * step, -top, top).astype(np.int64)
 
 
 class _Quantiser:
     def __init__(self, program: Program, headroom_bits: int):
         self.program, self.headroom = program, headroom_bits
+        self.netx = program.options.fixed_point == "netx"
+        self.pinned_scale = program.options.integer_scale
         self.ops = {op.name: op for op in program.ops}
         self.scales: dict[str, float] = {}
         self.visiting: set[str] = set()
@@ -153,8 +166,9 @@ class _Quantiser:
         return scale
 
     def _store(self, op: Op, target, exp, b_int, bias, scale) -> None:
-        mant = _mantissas(target, exp)
-        self.synapses[op.name] = SynapseInts(mant, int(exp), b_int)
+        mant = _mantissas(target, exp, self.netx)
+        bits = fixed.WEIGHT_BITS + (self.netx and fixed.sign_mode_of(mant) == "mixed")
+        self.synapses[op.name] = SynapseInts(mant, int(exp), b_int, bits)
         errors = {"weight": discretise.relative_error(target, mant, 1.0, exp)}
         if b_int is not None:
             errors["bias"] = discretise.relative_error(bias, b_int, scale)
@@ -180,19 +194,22 @@ class _Quantiser:
                 bias_v = bias_v + (p.gain_v.reshape(syn.out_shape) * bias).reshape(op.out_shape)
                 bias = None
             feeds.append((syn, w, None if bias is None else bias * g))
-        scale = self._neuron_scale(op.name, p, feeds)
+        scale = self._neuron_scale(op.name, p, feeds) if self.pinned_scale is None else self.pinned_scale
         for syn, w, bias in feeds:
             target = w * scale
-            top = _mantissa_max(target)[0]
+            top = _mantissa_max(target, self.netx)[0]
             w_max = float(np.abs(target).max(initial=0.0))
-            exp = 0  # convolutions: Lava's Conv ignores the exponent
-            if not syn.primitive.is_window and w_max > 0:  # the smallest exponent whose mantissa fits
+            exp = 0  # convolutions: Lava's Conv ignores the exponent; netx files have none
+            if self._has_exponent(syn) and w_max > 0:  # the smallest exponent whose mantissa fits
                 exp = int(np.clip(np.ceil(np.log2(w_max / top)), fixed.WEIGHT_EXP_MIN, fixed.WEIGHT_EXP_MAX))
+            if np.rint(w_max / 2.0**exp) > top:  # only a pinned scale gets here: clipping would be silent
+                raise OptionsError(f"weights up to {w_max:.6g} at integer scale {scale:.6g} exceed the largest "
+                                   f"{'netx ' if self.netx else ''}weight {top}", node=syn.name)
             b_int = np.rint(bias * scale).astype(np.int64) if bias is not None else None
             self._store(syn, target, exp, b_int, bias, scale)
         v_scale = scale * (1 << fixed.ACT_SHIFT)
         try:
-            mant, bexp = discretise.quantise_bias(bias_v, scale)
+            mant, bexp = discretise.quantise_bias(bias_v, scale, fixed.NETX_BIAS_EXP if self.netx else None)
             vth = discretise.quantise_threshold(p.v_threshold, scale) if p.spiking else None
         except OptionsError as exc:  # name the node: the leaf module knows only numbers
             raise OptionsError(str(exc), node=op.name) from None
@@ -231,10 +248,14 @@ class _Quantiser:
         for syn, w, _ in feeds:
             w_max = float(np.abs(w).max(initial=0.0))
             if w_max > 0:
-                top = _mantissa_max(w)[0]
-                shift = 0 if syn.primitive.is_window or not p.spiking else fixed.WEIGHT_EXP_MAX
+                top = _mantissa_max(w, self.netx)[0]
+                shift = fixed.WEIGHT_EXP_MAX if self._has_exponent(syn) and p.spiking else 0
                 limits.append(top * 2.0**shift / w_max)
         return min(limits) if limits else 1.0
+
+    def _has_exponent(self, syn: Op) -> bool:
+        """Whether the format gives this synapse a weight exponent (Lava's Dense; not Conv, not netx)."""
+        return not (self.netx or syn.primitive.is_window)
 
 
 def _fold_gain(op: Op, w: np.ndarray, g: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from spikestack.pipeline.deployment import DEPLOY_BACKENDS, DeployInput, deploy,
 from spikestack.pipeline.demonstration import demo
 from spikestack.pipeline.evaluation import ChunkEvaluation, evaluate_chunk
 from spikestack.pipeline.inputs import check_finite, load_input
+from spikestack.pipeline.netx import NetxExport, export_netx, import_netx, verify_netx
 from spikestack.pipeline.stages import (
     BACKENDS, MODE_NAMES, check_run_paths, chips, energy, export_for, info, load_program, map_graph, predict, run,
     run_program, save_run,
@@ -33,6 +34,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "BACKENDS", "DEPLOY_BACKENDS", "MODE_NAMES", "ChunkEvaluation", "DeployInput", "check_finite", "check_run_paths",
-    "chips", "demo", "deploy", "deploy_input", "energy", "evaluate_chunk", "export_for", "info", "load_input",
+    "NetxExport", "export_netx", "import_netx", "verify_netx", "chips", "demo", "deploy", "deploy_input", "energy", "evaluate_chunk", "export_for", "info", "load_input",
     "load_program", "map_graph", "predict", "run", "run_program", "save_run", "simulate_all", *_LAZY,
 ]

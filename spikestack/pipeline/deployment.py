@@ -10,6 +10,7 @@ the report says what ran, what did not, and why.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -24,6 +25,7 @@ from spikestack.ir.counts import infer_kind
 from spikestack.ir.info import describe_graph, format_description
 from spikestack.ir.quantise import QuantisedProgram, headroom_from_run, quantise_program
 from spikestack.outputs import check_outputs, ensure_directory
+from spikestack.pipeline.netx import NetxExport, netx_layers, quantise_for_netx, verify_netx
 from spikestack.ir.validate import GraphSource
 from spikestack.pipeline.stages import (
     dataset_directory, energy_report, graph_path, load_profiles, place_on_chips, predict, run_program,
@@ -39,6 +41,7 @@ LAVA_SAMPLES = 3  # Lava steps one sample at a time at ~1k steps/s: a spot check
 CHUNK_BYTES = 256 * 2**20  # input and recordings (v, i, s of every neuron) per simulated chunk of samples
 ORDER = ("simulator float", "simulator loihi", "lava float", "lava loihi")  # rows of the report
 DEPLOY_FILES = REPORT_FILES + tuple(f"energy/{name}" for name in ENERGY_FILES)  # what deploy writes in out_dir
+NETX_FILE = "model.net"  # deploy --export netx: Loihi 2's lava-dl netx file, beside the report
 
 
 @dataclass
@@ -211,12 +214,26 @@ def _agreement(program: Program, qprog: QuantisedProgram | None, x: np.ndarray, 
     return pairs
 
 
+def _export_netx(qprog: QuantisedProgram | None, path: Path, x: np.ndarray, echo: Callable[[str], None]) -> dict:
+    """Write the netx file of the integers loihi mode ran, and let lava-dl run it on x."""
+    from spikestack.backends.netx import write_netx
+    from spikestack.report import describe_netx
+
+    if qprog is None:
+        return {"status": "not written", "why": "the graph does not quantise (see Quantisation)"}
+    layers = netx_layers(qprog)
+    export = NetxExport(write_netx(layers, path), qprog, layers)
+    result = {"file": path.name, **verify_netx(export, x)}
+    echo(f"    netx: wrote {path}; {describe_netx(result)}")
+    return result
+
+
 def deploy(graph: GraphSource, out_dir: str | os.PathLike, *, x: np.ndarray | None = None,
            dataset: str | None = None, steps: int | None = None, limit: int | None = None,
            chips: Sequence[str] | None = None, backend: str = "both", samples: int = LAVA_SAMPLES,
            dt_seconds: float | None = None, seed: int = 0, preset: str | None = None,
            extra_backends: Sequence[dict] = (), echo: Callable[[str], None] = print, progress: bool = True,
-           input_path: str | os.PathLike | None = None, **options) -> dict:
+           input_path: str | os.PathLike | None = None, export: str | None = None, **options) -> dict:
     """Any NIR file through every stage, into report.json, report.md and report.html in out_dir.
 
     Validate and lower (`options` as `resolve_options`), map on each chip (each profile parsed and
@@ -227,7 +244,10 @@ def deploy(graph: GraphSource, out_dir: str | os.PathLike, *, x: np.ndarray | No
     `x`, or `dataset` ('digits', 'fashion-mnist', an IDX directory) rate-coded over `steps` steps,
     first `limit` test samples, scored with `predict`. `extra_backends`: `backend_entry` rows made
     elsewhere (the demo's torch accuracy). `input_path`: the file `x` was read from, which no report
-    file may overwrite (nor any input: GRAPH, the dataset). Returns the report (what report.json holds)."""
+    file may overwrite (nor any input: GRAPH, the dataset). `export="netx"`: loihi mode runs netx's
+    integers, and model.net (Loihi 2, lava-dl netx) is written beside the report and run in lava-dl
+    on the Lava samples where a lava-dl environment is found (`verify_netx`); a network netx cannot
+    hold is refused before any work. Returns the report (what report.json holds)."""
     if backend not in DEPLOY_BACKENDS:
         raise OptionsError(f"backend must be one of {', '.join(DEPLOY_BACKENDS)}; got {backend!r}")
     for value, name in ((steps, "steps"), (limit, "limit"), (samples, "samples")):
@@ -235,7 +255,13 @@ def deploy(graph: GraphSource, out_dir: str | os.PathLike, *, x: np.ndarray | No
     check_count(seed, "seed", minimum=0)
     check_positive(dt_seconds, "dt_seconds")
     inputs = {"GRAPH": graph_path(graph), "--input": input_path, "--dataset": dataset_directory(dataset)}
-    check_outputs({"--out": out_dir}, inputs, {"--out": DEPLOY_FILES})  # before any work: a refusal writes nothing
+    if export not in (None, "netx"):
+        raise OptionsError(f"export must be netx or None; got {export!r}")
+    files = DEPLOY_FILES + ((NETX_FILE,) if export else ())
+    check_outputs({"--out": out_dir}, inputs, {"--out": files})  # before any work: a refusal writes nothing
+    if export:
+        netx_layers(quantise_for_netx(graph, preset, **options))  # what netx cannot hold: refused now
+        options = {**options, "fixed_point": "netx"}
     nir_graph = load_graph(graph, preset)
     program = lower_graph(nir_graph, resolve_options(nir_graph.metadata, preset=preset, **options))
     data = deploy_input(program, x, dataset, steps, limit, seed)
@@ -275,9 +301,10 @@ def deploy(graph: GraphSource, out_dir: str | os.PathLike, *, x: np.ndarray | No
     echo(f"5/5 energy: {len(profiles)} chips, counts from the {'simulator' if backend != 'lava' else 'Lava'} float run")
     energy_run = runs["simulator float"] if backend != "lava" else runs["lava float"]
     energy = energy_report(program, energy_run, profiles, placements, out / "energy", dt=dt_seconds)
+    exports = {"netx": _export_netx(qprog, out / NETX_FILE, lava_x, echo)} if export else None
     report = build_report(graph_path=graph, graph=description, options=program.options, input_info=data.info,
                           backends=list(extra_backends) + [entries[k] for k in ORDER if k in entries],
-                          agreement=agreement, fits=fits, energy=energy, quantisation=quantisation)
+                          agreement=agreement, fits=fits, energy=energy, quantisation=quantisation, exports=exports)
     files = write_deploy_report(report, out)
     echo(format_summary(report))
     echo(f"wrote {files['html']}, report.md, report.json and {out / 'energy'}/")

@@ -75,16 +75,17 @@ def train_s3nn_command(dataset: str, out: str | os.PathLike = "model.nir", *, ar
                        surrogate: str = "s2nn", depth: int | None = None, width: int | None = None,
                        epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
                        seed: int = 0, limit: int | None = None, threads: int | None = None,
-                       progress: bool = True) -> dict:
+                       progress: bool = True, target: str | None = None) -> dict:
     """`spikestack train s3nn`: a single-step (T=1) network; accuracy and spikes per sample at T=1."""
     out = _start_job(out, dataset, seed)
     data = load_dataset(dataset, flatten=arch != "conv", limit=limit)  # the convnet wants (C, H, W)
     with torch_threads(threads):
-        model, history = train_s3nn(data, arch, surrogate=surrogate, seed=seed, progress=progress,
+        model, history = train_s3nn(data, arch, surrogate=surrogate, seed=seed, progress=progress, target=target,
                                     **_given(depth=depth, width=width, epochs=epochs, lr=lr, batch_size=batch_size))
         acc, spikes = evaluate_s3nn(model, data.x_test, data.y_test)
     path = export_s3nn(model.cpu(), out, data.sample_shape)
     return {"method": "s3nn", "model": str(path), "dataset": data.name, "arch": arch, "surrogate": surrogate,
+            "target": target,
             "seed": seed, "steps": 1, "test_samples": len(data.x_test), "test_accuracy": acc,
             "spikes_per_sample": spikes, **_history(history)}
 
@@ -94,18 +95,19 @@ def train_noise_t1_command(dataset: str, out: str | os.PathLike = "model.nir", *
                            hidden: Sequence[int] | None = None, eval_steps: Sequence[int] = (1, 4, 8, 16, 32),
                            epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
                            seed: int = 0, limit: int | None = None, threads: int | None = None,
-                           progress: bool = True) -> dict:
+                           progress: bool = True, target: str | None = None) -> dict:
     """`spikestack train noise-t1`: train at T=1 with threshold noise; the converted accuracy at each T."""
     steps = [check_steps(t) for t in eval_steps]
     out = _start_job(out, dataset, seed)
     data = load_dataset(dataset, limit=limit)
     with torch_threads(threads):
-        model, history = train_noise_t1(data, noise=noise, seed=seed, progress=progress,
+        model, history = train_noise_t1(data, noise=noise, seed=seed, progress=progress, target=target,
                                         **_given(noise_mean=noise_mean, noise_std=noise_std, epochs=epochs, lr=lr,
                                                  batch_size=batch_size, hidden=None if hidden is None else tuple(hidden)))
         by_steps = {str(t): evaluate_at_steps(model, data.x_test, data.y_test, t) for t in steps}
     path = export_noise_t1(model.cpu(), out, data.sample_shape)
     return {"method": "noise_t1", "model": str(path), "dataset": data.name, "noise": noise, "seed": seed,
+            "target": target,
             "hidden": [m.out_features for m in model if isinstance(m, nn.Linear)][:-1],
             "test_samples": len(data.x_test), "test_accuracy": history.test_accuracy,
             "accuracy_at_steps": by_steps, **_history(history)}
@@ -115,7 +117,7 @@ def train_hnsg_command(dataset: str, out: str | os.PathLike = "model.nir", *, ke
                        steps: int = 8, hidden: Sequence[int] | None = None, sign_term: bool = True,
                        epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
                        seed: int = 0, limit: int | None = None, threads: int | None = None,
-                       progress: bool = True, rate_penalty: float | None = None) -> dict:
+                       progress: bool = True, target: str | None = None, rate_penalty: float | None = None) -> dict:
     """`spikestack train hnsg`: learn masks over frozen random weights; accuracy and mean firing rate at T=steps."""
     check_steps(steps)
     if not 0.0 < keep <= 1.0:  # the layers check it too, but only once the dataset is loaded
@@ -124,12 +126,14 @@ def train_hnsg_command(dataset: str, out: str | os.PathLike = "model.nir", *, ke
     data = load_dataset(dataset, limit=limit)
     with torch_threads(threads):
         model, history = train_hnsg(data, keep=keep, steps=steps, sign_term=sign_term, seed=seed, progress=progress,
+                                    target=target,
                                     **_given(epochs=epochs, lr=lr, batch_size=batch_size, rate_penalty=rate_penalty,
                                              hidden=None if hidden is None else tuple(hidden)))
         # Evaluate what is written: plain masked Linear layers, dropped weights exactly zero.
         acc, rate = evaluate_hnsg(materialise_supermasks(model), data.x_test, data.y_test, steps)
     path = export_hnsg(model.cpu(), out, data.sample_shape)
     return {"method": "hnsg", "model": str(path), "dataset": data.name, "keep": keep, "steps": steps, "seed": seed,
+            "target": target,
             "test_samples": len(data.x_test), "test_accuracy": acc, "firing_rate": rate, **_history(history)}
 
 

@@ -90,9 +90,10 @@ def _snn_vs_ann(chips: dict[str, dict]) -> dict:
 
 def build_report(*, graph_path: str | os.PathLike, graph: dict, options: LoweringOptions, input_info: dict,
                  backends: list[dict], agreement: list[dict], fits: dict[str, list[str]], energy: dict,
-                 quantisation: dict, energy_dir: str = "energy") -> dict:
+                 quantisation: dict, energy_dir: str = "energy", exports: dict | None = None) -> dict:
     """Assemble every section. `graph`: `ir.info.describe_graph`; `energy`: `write_energy_report`'s
-    dict (its plots are referenced relative to the report directory, under `energy_dir`)."""
+    dict (its plots are referenced relative to the report directory, under `energy_dir`); `exports`:
+    files written beside the report ({"netx": ...}), each with its verification."""
     samples, steps = int(energy.get("samples") or 0), int(energy.get("steps") or 0)
     counts = energy.get("counts", {})
     chips = _chips(fits, energy)
@@ -105,13 +106,13 @@ def build_report(*, graph_path: str | os.PathLike, graph: dict, options: Lowerin
         "graph": {"path": str(graph_path), **{k: graph[k] for k in ("nodes", "inputs", "outputs", "parameters",
                                                                      "neurons", "recurrent")}},
         "options": {k: getattr(options, k) for k in ("dt", "reset", "reset_timing", "initial_potential",
-                                                      "integration", "cuba_order", "preset")},
+                                                      "integration", "cuba_order", "fixed_point", "preset")},
         "input": input_info, "backends": backends, "agreement": agreement, "chips": chips,
         "per_layer": per_layer, "layers": _layers(graph, counts, samples, steps), "operations": operations,
         "snn_vs_ann": _snn_vs_ann(chips), "quantisation": quantisation,
         "energy": {"dt_seconds": energy.get("dt_seconds"), "dt_source": energy.get("dt_source"), "steps": steps,
                    "samples": samples, "report": f"{energy_dir}/energy.md"},
-        "plots": plots,
+        "plots": plots, "exports": exports or {},
     }
 
 

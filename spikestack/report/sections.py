@@ -153,7 +153,29 @@ def quantisation_section(report: dict) -> Section:
         Table(["op", "worst", "per quantity"], rows)])
 
 
+def describe_netx(result: dict) -> str:
+    """One line on lava-dl's run of a netx file against loihi mode (`pipeline.verify_netx`'s result)."""
+    if result["status"] in ("not written", "not checked"):
+        return f"lava-dl: {result['status']}: {result['why']}"
+    where = f"{result['steps']} steps x {result['samples']} samples"
+    if result["status"] == "identical":
+        return f"lava-dl: identical to loihi mode, every layer's spikes, {where} ({result['spikes']} spikes)"
+    first = result.get("first_difference")
+    if first is None:
+        return f"lava-dl: different: {result['why']}"
+    return (f"lava-dl: different from loihi mode, first at step {first['step']}, sample {first['sample']}, layer "
+            f"'{first['layer']}' ({first['ours']} spikes here, {first['lava_dl']} in lava-dl)")
+
+
+def exports_section(report: dict) -> Section:
+    netx = report.get("exports", {}).get("netx")
+    if netx is None:
+        return Section("Exports", [Text("none asked for (deploy --export netx writes a Loihi 2 netx file)")])
+    where = f"{netx['file']}, " if netx.get("file") else ""
+    return Section("Exports", [Text(f"netx (Loihi 2, lava-dl): {where}{describe_netx(netx)}")])
+
+
 def report_sections(report: dict) -> list[Section]:
     return [graph_section(report), backends_section(report), agreement_section(report), chips_section(report),
             per_layer_section(report), raster_section(report), snn_vs_ann_section(report),
-            quantisation_section(report)]
+            quantisation_section(report), exports_section(report)]

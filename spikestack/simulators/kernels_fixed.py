@@ -74,7 +74,7 @@ def _exact_product(x: torch.Tensor, weight: np.ndarray, row_l1: int, product) ->
 
 
 def _dense(op: Op, q: SynapseInts, parallel: Parallel) -> Kernel:
-    weight = fixed.effective_weights(q.weight)  # what Lava's Dense multiplies with
+    weight = fixed.effective_weights(q.weight, num_weight_bits=q.weight_bits)  # what Lava's Dense multiplies with
     weight_t = np.ascontiguousarray(weight.T)
     weight_f32 = torch.as_tensor(weight_t, dtype=torch.float32)
     row_l1 = int(np.abs(weight).sum(axis=1).max(initial=0))
@@ -97,7 +97,7 @@ def _dense(op: Op, q: SynapseInts, parallel: Parallel) -> Kernel:
 
 
 def _scale(op: Op, q: SynapseInts, parallel: Parallel) -> Kernel:
-    weight = torch.from_numpy(fixed.effective_weights(q.weight))
+    weight = torch.from_numpy(fixed.effective_weights(q.weight, num_weight_bits=q.weight_bits))
     w_max = int(weight.abs().max()) if weight.numel() else 0
 
     def run(x: torch.Tensor) -> torch.Tensor:

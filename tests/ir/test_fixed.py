@@ -280,8 +280,12 @@ def test_dense_weight_handling():
     assert fx.effective_weights([[300, 7]], "excitatory", 6).tolist() == [[252, 4]]
     with pytest.raises(OptionsError):
         fx.truncate_weights(w, "both", 8)
+    # 9 bits keep a mixed mantissa's lowest bit (what netx's rescaled weights amount to in Lava's Dense)
+    assert fx.truncate_weights(w, "mixed", 9).tolist() == [[3, -3, 255]]
     with pytest.raises(OptionsError):
-        fx.truncate_weights(w, "mixed", 9)
+        fx.truncate_weights(w, "excitatory", 9)
+    with pytest.raises(OptionsError):
+        fx.truncate_weights(w, "mixed", 10)
 
 
 def test_conv_wrap_decay_and_quantisation_by_hand():

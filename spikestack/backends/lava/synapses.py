@@ -44,7 +44,7 @@ def _connection(w: np.ndarray, graded: bool, fold, ints: SynapseInts | None) -> 
         w = w * np.asarray(fold, dtype=np.float64).reshape(-1, 1)
     params = dict(weights=w, num_message_bits=GRADED_BITS if graded else 0)
     if ints is not None:
-        params.update(weights=w.astype(np.int32), weight_exp=ints.weight_exp)
+        params.update(weights=w.astype(np.int32), weight_exp=ints.weight_exp, num_weight_bits=ints.weight_bits)
     return ("sparse" if np.count_nonzero(w) <= SPARSE_DENSITY * w.size else "dense"), params
 
 

@@ -33,6 +33,7 @@ from torch import nn
 from spikestack.errors import OptionsError
 from spikestack.frontend.data import Dataset, load_dataset
 from spikestack.frontend.export import export_nir
+from spikestack.frontend.targets import neuron_options
 from spikestack.frontend.neurons import (
     LIFNeurons, Readout, SpikingSequential, check_steps, constant_input, predict,
 )
@@ -111,19 +112,20 @@ class SupermaskLinear(nn.Module):
 
 def build_lif_mlp(sample_shape: Sequence[int], hidden: Sequence[int], classes: int, *, supermask: bool = True,
                   keep: float = 0.5, sign_term: bool = True, init: str = "signed_constant", tau: float = 2.0,
-                  threshold: float = 1.0, spike_fn: str = "sigmoid") -> SpikingSequential:
+                  threshold: float = 1.0, spike_fn: str = "sigmoid", target: str | None = None) -> SpikingSequential:
     """Flatten (image samples) -> [Linear -> LIF] per layer; supermask layers, or dense bias-free ones."""
     if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
         raise OptionsError(f"hidden sizes must be positive integers, got {tuple(hidden)}")
     layers: list[nn.Module] = [nn.Flatten()] if len(sample_shape) > 1 else []
     sizes = [math.prod(sample_shape), *hidden, classes]
+    options = {"reset": "zero", **neuron_options(target, METHOD)}  # already netx's reset and start
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         if supermask:
             linear = SupermaskLinear(n_in, n_out, keep, sign_term, init)
         else:  # the same Kaiming scale as the frozen weights: PyTorch's default starts the LIF layers silent
             linear = nn.Linear(n_in, n_out, bias=False)
             nn.init.kaiming_normal_(linear.weight, nonlinearity="relu")
-        layers += [linear, LIFNeurons(n_out, tau=tau, v_threshold=threshold, reset="zero", spike_fn=spike_fn)]
+        layers += [linear, LIFNeurons(n_out, tau=tau, v_threshold=threshold, spike_fn=spike_fn, **options)]
     return SpikingSequential(*layers)
 
 
@@ -153,13 +155,16 @@ def _train(model: SpikingSequential, dataset: Dataset, steps: int, epochs: int, 
 def train_hnsg(dataset: Dataset, hidden: Sequence[int] = (512,), keep: float = 0.5, steps: int = 8, epochs: int = 5,
                seed: int = 0, sign_term: bool = True, *, init: str = "signed_constant", tau: float = 2.0,
                threshold: float = 1.0, surrogate: str = "sigmoid", lr: float = 1e-2, batch_size: int = 64,
-               device: str = "cpu", progress: bool = True, rate_penalty: float = 0.0) -> tuple[SpikingSequential, History]:
+               device: str = "cpu", progress: bool = True, rate_penalty: float = 0.0,
+               target: str | None = None) -> tuple[SpikingSequential, History]:
     """Learn only the masks of a random-weight LIF MLP; history.test_accuracy is at T = steps.
-    rate_penalty: weight of the mean firing rate added to the loss (0: cross-entropy alone)."""
+    rate_penalty: weight of the mean firing rate added to the loss (0: cross-entropy alone);
+    target: the deployment target the network is built for (frontend/targets.py)."""
     check_dataset(dataset)
     seed_everything(seed)
     model = build_lif_mlp(dataset.sample_shape, hidden, dataset.num_classes, supermask=True, keep=keep,
-                          sign_term=sign_term, init=init, tau=tau, threshold=threshold, spike_fn=surrogate)
+                          sign_term=sign_term, init=init, tau=tau, threshold=threshold, spike_fn=surrogate,
+                          target=target)
     desc = f"HNSG keep={keep}{'' if sign_term else ' (no sign term)'}"
     return model, _train(model, dataset, steps, epochs, seed, lr, batch_size, device, progress, desc, rate_penalty)
 

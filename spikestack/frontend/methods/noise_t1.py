@@ -29,6 +29,7 @@ from torch import nn
 from spikestack.errors import OptionsError
 from spikestack.frontend.data import Dataset, load_dataset
 from spikestack.frontend.export import export_nir
+from spikestack.frontend.targets import neuron_options
 from spikestack.frontend.neurons import (
     CurrentNoise, IFNeurons, Readout, SpikingSequential, check_steps, constant_input, predict,
 )
@@ -58,15 +59,17 @@ def current_noise(kind: str, std: float) -> CurrentNoise | None:
 
 
 def build_mlp(sample_shape: Sequence[int], hidden: Sequence[int], classes: int, *, initial_potential: float = 0.0,
-              threshold: float = 1.0, spike_fn: str = "s2nn") -> SpikingSequential:
-    """Linear -> IF (subtractive reset, dt = 1) per layer; Flatten first for image-shaped samples."""
+              threshold: float = 1.0, spike_fn: str = "s2nn", reset: str = "subtract",
+              fixed_point: str = "loihi") -> SpikingSequential:
+    """Linear -> IF (subtractive reset unless told, dt = 1) per layer; Flatten first for image-shaped samples."""
     if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
         raise OptionsError(f"hidden sizes must be positive integers, got {tuple(hidden)}")
     layers: list[nn.Module] = [nn.Flatten()] if len(sample_shape) > 1 else []
     sizes = [math.prod(sample_shape), *hidden, classes]
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(n_in, n_out), IFNeurons(n_out, v_threshold=threshold, reset="subtract",
-                                                     initial_potential=initial_potential, spike_fn=spike_fn)]
+        layers += [nn.Linear(n_in, n_out), IFNeurons(n_out, v_threshold=threshold, reset=reset,
+                                                     initial_potential=initial_potential, spike_fn=spike_fn,
+                                                     fixed_point=fixed_point)]
     return SpikingSequential(*layers)
 
 
@@ -84,15 +87,18 @@ def evaluate_at_steps(model: SpikingSequential, x, y, steps: int) -> float:
 def train_noise_t1(dataset: Dataset, hidden: Sequence[int] = (256,), epochs: int = 20, noise_mean: float = 0.5,
                    noise_std: float = 0.29, noise: str = "gaussian", seed: int = 0, *, surrogate: str = "s2nn",
                    threshold: float = 1.0, lr: float = 3e-3, batch_size: int = 64, device: str = "cpu",
-                   progress: bool = True) -> tuple[SpikingSequential, History]:
-    """Train at T=1 with threshold noise; history.test_accuracy is the deployed accuracy at T=1."""
+                   progress: bool = True, target: str | None = None) -> tuple[SpikingSequential, History]:
+    """Train at T=1 with threshold noise; history.test_accuracy is the deployed accuracy at T=1.
+    `target` "netx": IF layers that reset to zero and start at v = 0 (frontend/targets.py); the
+    noise still models the potential a layer carries between steps."""
     check_dataset(dataset)
     noise_fn = current_noise(noise, noise_std)
     if noise != "none" and not 0 <= noise_mean < 1:
         raise OptionsError(f"noise_mean is a fraction of the threshold in [0, 1), got {noise_mean!r}")
     seed_everything(seed)
+    options = {"initial_potential": noise_mean if noise != "none" else 0.0, **neuron_options(target, METHOD)}
     model = build_mlp(dataset.sample_shape, hidden, dataset.num_classes, threshold=threshold, spike_fn=surrogate,
-                      initial_potential=noise_mean if noise != "none" else 0.0)
+                      **options)
     history = fit(model, dataset, lambda m, xb: m.run(xb.unsqueeze(0), noise=noise_fn).current,
                   lambda m, xb: predict(run_steps(m, xb, 1)), epochs=epochs, batch_size=batch_size, lr=lr,
                   seed=seed, device=device, progress=progress, desc=f"noise-T1 ({noise})")
@@ -124,7 +130,7 @@ def train_bptt(dataset: Dataset, hidden: Sequence[int] = (256,), steps: int = 4,
 
 
 def train_demo_model(dataset: Dataset | str = "digits", seed: int = 0, epochs: int = 20, hidden: Sequence[int] = (256,),
-                     progress: bool = False, threads: int | None = 1) -> TrainedModel:
+                     progress: bool = False, threads: int | None = 1, target: str | None = None) -> TrainedModel:
     """The demo network: 64-256-10 noise-T1 IF MLP on digits, ready to export with `.export(path)`.
 
     Gaussian noise N(theta/2, (0.29 theta)^2), initial potential theta/2, Adam lr 3e-3, batch 64;
@@ -132,5 +138,5 @@ def train_demo_model(dataset: Dataset | str = "digits", seed: int = 0, epochs: i
     """
     data = load_dataset(dataset) if isinstance(dataset, str) else dataset
     with torch_threads(threads):
-        model, history = train_noise_t1(data, hidden=hidden, epochs=epochs, seed=seed, progress=progress)
+        model, history = train_noise_t1(data, hidden=hidden, epochs=epochs, seed=seed, progress=progress, target=target)
     return TrainedModel(model.cpu(), history, METHOD, tuple(data.sample_shape))

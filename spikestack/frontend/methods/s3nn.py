@@ -29,6 +29,7 @@ from torch import nn
 from spikestack.errors import DataError, OptionsError
 from spikestack.frontend.data import Dataset
 from spikestack.frontend.export import export_nir
+from spikestack.frontend.targets import neuron_options
 from spikestack.frontend.neurons import IFNeurons, SpikingSequential, predict
 from spikestack.frontend.surrogates import Surrogate
 from spikestack.frontend.train import History, accuracy, check_dataset, fit, seed_everything
@@ -37,8 +38,9 @@ METHOD = "s3nn"
 ARCHS = ("mlp", "conv")
 
 
-def _neurons(shape, threshold: float, spike_fn) -> IFNeurons:
-    return IFNeurons(shape, v_threshold=threshold, reset="subtract", initial_potential=0.0, spike_fn=spike_fn)
+def _neurons(shape, threshold: float, spike_fn, options: dict) -> IFNeurons:
+    return IFNeurons(shape, v_threshold=threshold, **{"reset": "subtract", "initial_potential": 0.0, **options},
+                     spike_fn=spike_fn)
 
 
 def _init(model: nn.Module, gain: float) -> None:
@@ -50,22 +52,28 @@ def _init(model: nn.Module, gain: float) -> None:
 
 
 def build_s3nn_mlp(sample_shape: Sequence[int], classes: int, depth: int = 6, width: int = 256, *,
-                   spike_fn: str | Surrogate = "s2nn", threshold: float = 1.0, init_gain: float = 2.0) -> SpikingSequential:
-    """`depth` Linear layers (depth - 1 hidden of `width`), each followed by IF neurons."""
+                   spike_fn: str | Surrogate = "s2nn", threshold: float = 1.0, init_gain: float = 2.0,
+                   target: str | None = None) -> SpikingSequential:
+    """`depth` Linear layers (depth - 1 hidden of `width`), each followed by IF neurons (as `target`
+    needs them, frontend/targets.py)."""
+    options = neuron_options(target, METHOD)
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1 or not isinstance(width, int) or width < 1:
         raise OptionsError(f"depth and width must be positive integers, got {depth!r} and {width!r}")
     layers: list[nn.Module] = [nn.Flatten()] if len(sample_shape) > 1 else []
     sizes = [math.prod(sample_shape)] + [width] * (depth - 1) + [classes]
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(n_in, n_out), _neurons(n_out, threshold, spike_fn)]
+        layers += [nn.Linear(n_in, n_out), _neurons(n_out, threshold, spike_fn, options)]
     model = SpikingSequential(*layers)
     _init(model, init_gain)
     return model
 
 
 def build_s3nn_convnet(sample_shape: Sequence[int], classes: int, channels: Sequence[int] = (16, 32), *,
-                       spike_fn: str | Surrogate = "s2nn", threshold: float = 1.0, init_gain: float = 2.0) -> SpikingSequential:
-    """Per stage: 3x3 conv (padding 1) -> IF -> 2x2 sum pooling; then Flatten -> Linear -> IF."""
+                       spike_fn: str | Surrogate = "s2nn", threshold: float = 1.0, init_gain: float = 2.0,
+                       target: str | None = None) -> SpikingSequential:
+    """Per stage: 3x3 conv (padding 1) -> IF -> 2x2 sum pooling; then Flatten -> Linear -> IF. For a
+    `target` without pooling (netx) each stage is a 3x3 conv of stride 2 -> IF instead."""
+    options = neuron_options(target, METHOD)
     if len(sample_shape) != 3:
         raise DataError(f"the convnet needs (channels, height, width) samples, got {tuple(sample_shape)}; load with flatten=False")
     c, h, w = sample_shape
@@ -74,9 +82,15 @@ def build_s3nn_convnet(sample_shape: Sequence[int], classes: int, channels: Sequ
         if h < 2 or w < 2:
             raise DataError(f"samples {tuple(sample_shape)} are too small for {len(channels)} pooling stages")
         # LPPool2d with norm 1 is sum pooling: spike counts, exported as NIR SumPool2d.
-        layers += [nn.Conv2d(c, out, 3, padding=1), _neurons((out, h, w), threshold, spike_fn), nn.LPPool2d(1, 2)]
-        c, h, w = out, h // 2, w // 2
-    layers += [nn.Flatten(), nn.Linear(c * h * w, classes), _neurons(classes, threshold, spike_fn)]
+        if target is None:
+            layers += [nn.Conv2d(c, out, 3, padding=1), _neurons((out, h, w), threshold, spike_fn, options),
+                       nn.LPPool2d(1, 2)]
+            c, h, w = out, h // 2, w // 2
+        else:  # the same output size as conv + pool, without a pool
+            layers += [nn.Conv2d(c, out, 3, stride=2, padding=1),
+                       _neurons((out, (h + 1) // 2, (w + 1) // 2), threshold, spike_fn, options)]
+            c, h, w = out, (h + 1) // 2, (w + 1) // 2
+    layers += [nn.Flatten(), nn.Linear(c * h * w, classes), _neurons(classes, threshold, spike_fn, options)]
     model = SpikingSequential(*layers)
     _init(model, init_gain)
     return model
@@ -93,13 +107,15 @@ def s3nn_predict(model: SpikingSequential, x: torch.Tensor) -> torch.Tensor:
 
 def train_s3nn(dataset: Dataset, arch: str = "mlp", depth: int = 6, width: int = 256, surrogate: str = "s2nn",
                epochs: int = 10, seed: int = 0, *, lr: float = 1e-3, batch_size: int = 64, threshold: float = 1.0,
-               init_gain: float = 2.0, device: str = "cpu", progress: bool = True) -> tuple[SpikingSequential, History]:
-    """Train a T=1 MLP (`depth` layers) or the small convnet; history.test_accuracy is at T=1."""
+               init_gain: float = 2.0, device: str = "cpu", progress: bool = True,
+               target: str | None = None) -> tuple[SpikingSequential, History]:
+    """Train a T=1 MLP (`depth` layers) or the small convnet; history.test_accuracy is at T=1.
+    `target`: build the network as that deployment target needs it (frontend/targets.py)."""
     check_dataset(dataset)
     if arch not in ARCHS:
         raise OptionsError(f"arch must be one of {', '.join(ARCHS)}; got {arch!r}")
     seed_everything(seed)
-    common = dict(spike_fn=surrogate, threshold=threshold, init_gain=init_gain)
+    common = dict(spike_fn=surrogate, threshold=threshold, init_gain=init_gain, target=target)
     if arch == "mlp":
         model = build_s3nn_mlp(dataset.sample_shape, dataset.num_classes, depth, width, **common)
     else:

@@ -205,6 +205,6 @@ def make_runner(op: Op, dtype, kinds: tuple[int, int], qprog: QuantisedProgram |
         raise UnsupportedError(f"the compiled engine has no kernel for '{op.kind}'", node=op.name)
     if loihi:
         q = qprog.synapses[op.name]
-        weight = q.weight if isinstance(syn, ConvSynapse) else fixed.effective_weights(q.weight)
+        weight = q.weight if isinstance(syn, ConvSynapse) else fixed.effective_weights(q.weight, num_weight_bits=q.weight_bits)
         return SynapseRunner(op, dtype, kinds, weight, q.bias, q.weight_exp, True)
     return SynapseRunner(op, dtype, kinds, syn.weight, getattr(syn, "bias", None), 0, False)
