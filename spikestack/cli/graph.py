@@ -101,12 +101,14 @@ def _export_netx(args: argparse.Namespace) -> int:
 def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("netx", metavar="NETX", help="a lava-dl netx .net/.h5 file (SLAYER's export_hdf5, or ours)")
     p.add_argument("--out", required=True, help="the .nir file to write (loihi mode runs the file's integers)")
+    p.add_argument("--input-shape", type=NATURAL, nargs="+", metavar="N",
+                   help="C H W of a conv network's input where the file has no input layer (SLAYER writes none)")
 
 
 def _import(args: argparse.Namespace) -> int:
     from spikestack.pipeline import import_netx
 
-    path = import_netx(args.netx, args.out)
+    path = import_netx(args.netx, args.out, tuple(args.input_shape) if args.input_shape else None)
     print(f"wrote {path}: {args.netx} as NIR (preset netx, integer scale 1); run it with --mode loihi to get "
           "lava-dl's spikes")
     return 0

@@ -34,6 +34,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "BACKENDS", "DEPLOY_BACKENDS", "MODE_NAMES", "ChunkEvaluation", "DeployInput", "check_finite", "check_run_paths",
-    "NetxExport", "export_netx", "import_netx", "verify_netx", "chips", "demo", "deploy", "deploy_input", "energy", "evaluate_chunk", "export_for", "info", "load_input",
+    "NetxExport", "export_netx", "import_netx", "verify_netx", "chips", "demo", "deploy", "deploy_input", "energy",
+    "evaluate_chunk", "export_for", "info", "load_input",
     "load_program", "map_graph", "predict", "run", "run_program", "save_run", "simulate_all", *_LAZY,
 ]

@@ -83,13 +83,14 @@ def verify_netx(export: NetxExport, x: np.ndarray, python: str | os.PathLike | N
                 return {**entry, "status": "different",
                         "first_difference": {"step": step, "sample": sample, "layer": layer.node,
                                              "ours": int(mine[sample].sum()), "lava_dl": int(lava[step, sample].sum())}}
-    return {**entry, "status": "identical", "layers": [layer.node for layer in neurons],
-            "spikes": int(sum(int(a.sum()) for a in theirs))}
+    return {**entry, "status": "identical", "spikes": int(sum(int(a.sum()) for a in theirs)),
+            "layer_spikes": {layer.node: int(a.sum()) for layer, a in zip(neurons, theirs)}}
 
 
-def import_netx(path: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Read a netx file (ours or lava-dl's SLAYER exporter's) and write it as a .nir graph."""
+def import_netx(path: str | os.PathLike, out: str | os.PathLike, input_shape: tuple[int, ...] | None = None) -> Path:
+    """Read a netx file (ours or lava-dl's SLAYER exporter's) and write it as a .nir graph;
+    `input_shape` for a conv file without an input layer (`read_netx`)."""
     from spikestack.ir.io import write_nir
 
     check_outputs({"--out": out}, {"NETX": path})
-    return write_nir(read_netx(path), out)
+    return write_nir(read_netx(path, input_shape), out)

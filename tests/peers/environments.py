@@ -1,19 +1,23 @@
 """The peers' side environments: the libraries whose own runtimes judge our presets (issue 16).
 
-Two virtual environments next to `.venv`, made by this script (idempotent, pinned, ~10 s warm):
+Three virtual environments next to `.venv`, made by this script (idempotent, pinned, ~10 s warm):
 
 - `.venv-peers`: snnTorch 1.0.0, Norse 1.1.0 and Rockpool 3.1.0 (none pins against us);
 - `.venv-sinabs`: Sinabs 3.1.3, which pins `nir <= 1.0.4`, so it gets nir 1.0.4 (and nirtorch 2.0.2,
-  the newest that takes nir 1.0.4) of its own.
+  the newest that takes nir 1.0.4) of its own;
+- `.venv-lavadl`: Intel's lava-dl 0.6.0 (SLAYER and netx) on `.venv`'s lava-nc 0.10.0, for the
+  netx backend's bit-exact judge (`spikestack/backends/netx/lava_dl_run.py`, `side_lavadl.py`).
+  lava-dl's metadata pins an older torch/lava-nc and more; `--no-deps` keeps ours, and its two
+  imports `.venv` lacks, cv2 (opencv-python-headless) and ninja, are pinned here.
 
-Both are layered on `.venv`: a `.pth` file appends `.venv`'s site-packages *after* their own, so
+All are layered on `.venv`: a `.pth` file appends `.venv`'s site-packages *after* their own, so
 torch (4 GB with its CUDA libraries) is not downloaded again, while every pinned package installed
 here (nir 1.0.4 in `.venv-sinabs`) shadows `.venv`'s copy. Packages are installed `--no-deps` from
 the explicit lists below, so nothing in `.venv` is upgraded and no version is left to the resolver.
 The peer scripts that run here never import `spikestack` (they poison the name), nor `samna`
 (Sinabs' dependency, a stub that pip-installs from an outside index on first import; BRIEF §9).
 
-    .venv/bin/python tests/peers/environments.py          # make or check both; prints their pythons
+    .venv/bin/python tests/peers/environments.py          # make or check all; prints their pythons
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ ENVIRONMENTS: dict[str, dict[str, str]] = {
     # nirtorch 2.6 (in .venv) needs nir >= 1.0.6: 2.0.2 is the newest that takes nir 1.0.4, and what
     # a plain `pip install sinabs==3.1.3` resolves to.
     "sinabs": {"nir": "1.0.4", "nirtorch": "2.0.2", "pbr": "7.0.3", "sinabs": "3.1.3"},
+    # lava-dl imports cv2 and ninja (slayer's CUDA-extension loader) at import time; its other
+    # requirements (torch, lava-nc, h5py, numpy, scipy, ...) are `.venv`'s own. Its wheel also puts a
+    # top-level `tests` package (its own) into .venv-lavadl's site-packages: never `import tests` there.
+    "lavadl": {"lava-dl": "0.6.0", "opencv-python-headless": "4.10.0.84", "ninja": "1.13.2"},
 }
 STAMP = ".spikestack-peers"
 

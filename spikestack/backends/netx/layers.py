@@ -121,6 +121,8 @@ def _layer(quantised: QuantisedProgram, synapse: Op, neuron: Op) -> NetxLayer:
         s_ints = quantised.synapses[syn.name]
         if s_ints.weight_exp != 0:
             raise UnsupportedError("netx weights have no exponent: quantise with fixed_point='netx'", node=syn.name)
+        if not np.any(s_ints.weight):  # optimize_weight_bits divides by the largest weight
+            raise UnsupportedError("lava-dl netx cannot load a layer whose weights are all zero", node=syn.name)
         if s_ints.bias is not None:
             raise UnsupportedError("netx has no synapse bias (a bias into a neuron with a synaptic current)",
                                    node=syn.name)

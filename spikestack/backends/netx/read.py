@@ -96,9 +96,11 @@ def _neuron(layer: dict, shape: tuple[int, ...], where: str) -> tuple[nir.CubaLI
     return node, bias
 
 
-def read_netx(path: str | os.PathLike) -> nir.NIRGraph:
+def read_netx(path: str | os.PathLike, input_shape: tuple[int, ...] | None = None) -> nir.NIRGraph:
     """The netx file at `path` as a NIR graph (see the module docstring); GraphFileError or
-    UnsupportedError naming the layer otherwise. The file is only read."""
+    UnsupportedError naming the layer otherwise. The file is only read. `input_shape` ((C, H, W) or
+    (n,)): for a file without an input layer whose first layer is a conv, as netx's own
+    `Network(input_shape=...)` needs it (SLAYER writes no input layer)."""
     tree = read_hdf5_tree(path, "layer", "a netx network")
     try:
         order = sorted(tree, key=int)
@@ -107,6 +109,13 @@ def read_netx(path: str | os.PathLike) -> nir.NIRGraph:
     nodes: dict[str, nir.NIRNode] = {}
     edges: list[tuple[str, str]] = []
     last, shape, flatten = None, None, False
+    if input_shape is not None:
+        shape = tuple(int(v) for v in input_shape)
+        if not shape or min(shape) < 1 or len(shape) not in (1, 3):
+            raise UnsupportedError(f"input shape {shape}: netx inputs are (n,) or (C, H, W)")
+        if "input" in (_text(tree[k].get("type", "")) for k in order if isinstance(tree[k], dict)):
+            raise UnsupportedError(f"{path}: has an input layer; its shape is the input shape")
+        nodes["input"], last = nir.Input(input_type=np.array(shape)), "input"
     for index in order:
         layer, where = tree[index], f"{path}: layer {index}"
         if not isinstance(layer, dict):
@@ -145,7 +154,8 @@ def _weighted(layer: dict, kind: str, index: int, where: str, nodes: dict, edges
     weight = _ints(layer, "weight", where, (2,) if kind != "conv" else (4, 5)).astype(np.float64)
     if last is None:  # no input layer: the first layer's weights say the input's shape
         if kind == "conv":
-            raise UnsupportedError(f"{where}: a conv network without an input layer has no input shape")
+            raise UnsupportedError(f"{where}: a conv network without an input layer: give its input shape "
+                                   "(--input-shape C H W), as netx's Network(input_shape=...) needs")
         shape = (weight.shape[1],)
         nodes["input"], last = nir.Input(input_type=np.array(shape)), "input"
     if flatten or (kind != "conv" and len(shape) > 1):
