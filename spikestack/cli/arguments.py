@@ -18,7 +18,7 @@ from typing import Callable, NoReturn
 
 from spikestack.checks import number_problem
 
-PRESETS = ("norse", "norse@1.0", "snntorch", "sinabs", "rockpool", "spikestack")
+PRESETS = ("norse", "norse@1.0", "snntorch", "sinabs", "rockpool", "netx", "spikestack")
 _PROG = "_spikestack_prog"  # namespace attribute: the prog of the deepest parser that ran
 
 

@@ -11,11 +11,14 @@ networks with random integer weights, each exercising a different part of the lo
 
 from __future__ import annotations
 
+import dataclasses
+
 import nir
 import numpy as np
 import pytest
 
 from lava_nets import chain, io, lif, lower_nodes, requires_lava
+from spikestack.ir.quantise import quantise_program
 from spikestack.backends.lava import run_lava
 from spikestack.simulators import simulate
 
@@ -80,7 +83,19 @@ def _multi(rng):
     return program, (12,), ("if1", "if2")
 
 
-@pytest.mark.parametrize("make", [_dense, _conv, _recurrent, _multi], ids=["dense", "conv", "recurrent", "multi"])
+def _netx(rng):
+    """The dense net in netx's integers (docs/netx.md): exponent 0 and odd mixed-sign weights, which a
+    Dense of 9 weight bits keeps (an 8-bit one drops their lowest bit)."""
+    program, shape, neurons = _dense(rng)
+    program = dataclasses.replace(program, options=dataclasses.replace(program.options, fixed_point="netx",
+                                                                       initial_potential=0.0))
+    odd = [q.weight for q in quantise_program(program)[0].synapses.values() if np.any(q.weight % 2)]
+    assert odd and all(q.min() < 0 < q.max() for q in odd)  # the case an 8-bit Dense would truncate
+    return program, shape, neurons
+
+
+@pytest.mark.parametrize("make", [_dense, _conv, _recurrent, _multi, _netx],
+                         ids=["dense", "conv", "recurrent", "multi", "netx"])
 def test_fixed_point_is_bit_identical_to_the_simulators_loihi_mode(make):
     rng = np.random.default_rng(7)
     program, shape, neurons = make(rng)

@@ -1,5 +1,6 @@
-"""Small seeded graphs that netx can hold (reset to zero, v from 0, no pooling), for the netx tests and
-bench/netx_parity.py: a dense MLP, a conv net, a recurrent net, and an LIF net with biases.
+"""Small seeded graphs that netx can hold (reset to zero, v from 0, pools only into a neuron), for the
+netx tests and bench/netx_parity.py: a dense MLP, a conv net, a conv net with a sum pool, a recurrent
+net, and an LIF net with biases.
 
 Weights are drawn so that every layer fires a few to ~30 % of the steps on input spikes at p = 0.2
 (checked by the tests, which would otherwise compare silent layers)."""
@@ -48,6 +49,22 @@ def conv_net(seed: int = 0) -> nir.NIRGraph:
                    ("flat", "fc"), ("fc", "lif3"), ("lif3", "output")])
 
 
+def pool_net(seed: int = 0) -> nir.NIRGraph:
+    """(2, 10, 10) -> conv 4x3x3 pad 1 -> CubaLIF -> 2x2 SumPool2d -> CubaLIF -> Flatten -> Affine 10 ->
+    CubaLIF: the pool into a neuron becomes a grouped conv layer."""
+    rng = np.random.default_rng(seed)
+    return _graph({"input": nir.Input(np.array([2, 10, 10])),
+                   "conv1": nir.Conv2d((10, 10), rng.normal(0.4, 1.0, (4, 2, 3, 3)), 1, 1, 1, 1, np.zeros(4)),
+                   "lif1": _cuba((4, 10, 10)),
+                   "pool": nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+                   "lif2": _cuba((4, 5, 5), threshold=0.5),
+                   "flat": nir.Flatten({"input": np.array([4, 5, 5])}, 0),
+                   "fc": nir.Affine(rng.normal(0.2, 0.8, (10, 100)), np.zeros(10)), "lif3": _cuba(10),
+                   "output": nir.Output(np.array([10]))},
+                  [("input", "conv1"), ("conv1", "lif1"), ("lif1", "pool"), ("pool", "lif2"), ("lif2", "flat"),
+                   ("flat", "fc"), ("fc", "lif3"), ("lif3", "output")])
+
+
 def recurrent_net(seed: int = 0) -> nir.NIRGraph:
     """34 -> 40 CubaLIF with a 40x40 recurrent Affine -> 10 CubaLIF."""
     rng = np.random.default_rng(seed)
@@ -73,7 +90,8 @@ def lif_bias_net(seed: int = 0) -> nir.NIRGraph:
                   [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "if2"), ("if2", "output")])
 
 
-GRAPHS = {"dense_mlp": dense_mlp, "conv_net": conv_net, "recurrent_net": recurrent_net, "lif_bias_net": lif_bias_net}
+GRAPHS = {"dense_mlp": dense_mlp, "conv_net": conv_net, "pool_net": pool_net, "recurrent_net": recurrent_net,
+          "lif_bias_net": lif_bias_net}
 
 
 def input_spikes(shape, steps: int = 100, samples: int = 2, p: float = 0.2, seed: int = 1) -> np.ndarray:

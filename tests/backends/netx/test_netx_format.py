@@ -77,29 +77,28 @@ def test_subtractive_reset_is_refused_naming_the_node(tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1 and "'if1'" in done.stderr and "subtractive" in done.stderr
 
 
-def test_pooling_into_a_synapse_is_refused(tmp_path):
-    rng = np.random.default_rng(0)
-    nodes = {"input": nir.Input(np.array([1, 8, 8])),
-             "conv1": nir.Conv2d((8, 8), rng.normal(size=(2, 1, 3, 3)), 1, 1, 1, 1, np.zeros(2)), "if1": _if((2, 8, 8)),
-             "pool": nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
-             "conv2": nir.Conv2d((4, 4), rng.normal(size=(2, 2, 3, 3)), 1, 1, 1, 1, np.zeros(2)), "if2": _if((2, 4, 4)),
-             "output": nir.Output(np.array([2, 4, 4]))}
-    graph = _write(tmp_path, nodes, [("input", "conv1"), ("conv1", "if1"), ("if1", "pool"), ("pool", "conv2"),
-                                     ("conv2", "if2"), ("if2", "output")])
-    done = _cli("export", graph, "--to", "netx", "--out", tmp_path / "m.net")
-    assert done.returncode == 2 and not (tmp_path / "m.net").exists()
-    assert len(done.stderr.strip().splitlines()) == 1 and "'pool'" in done.stderr and "pool" in done.stderr
-
-
-def test_pool_into_a_neuron_is_a_grouped_conv(tmp_path):
+def _pool_graph(tmp_path, into_conv: bool) -> str:
+    """conv -> IF -> 2x2 SumPool2d -> (conv ->) IF."""
     rng = np.random.default_rng(0)
     nodes = {"input": nir.Input(np.array([1, 8, 8])),
              "conv1": nir.Conv2d((8, 8), rng.normal(size=(2, 1, 3, 3)), 1, 1, 1, 1, np.zeros(2)), "if1": _if((2, 8, 8)),
              "pool": nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])), "if2": _if((2, 4, 4)),
              "output": nir.Output(np.array([2, 4, 4]))}
-    graph = _write(tmp_path, nodes, [("input", "conv1"), ("conv1", "if1"), ("if1", "pool"), ("pool", "if2"),
-                                     ("if2", "output")])
-    export = export_netx(graph, tmp_path / "m.net")
+    chain = ["input", "conv1", "if1", "pool", "if2", "output"]
+    if into_conv:
+        nodes["conv2"] = nir.Conv2d((4, 4), rng.normal(size=(2, 2, 3, 3)), 1, 1, 1, 1, np.zeros(2))
+        chain.insert(4, "conv2")
+    return _write(tmp_path, nodes, list(zip(chain[:-1], chain[1:])))
+
+
+def test_pooling_into_a_synapse_is_refused(tmp_path):
+    done = _cli("export", _pool_graph(tmp_path, into_conv=True), "--to", "netx", "--out", tmp_path / "m.net")
+    assert done.returncode == 2 and not (tmp_path / "m.net").exists()
+    assert len(done.stderr.strip().splitlines()) == 1 and "'pool'" in done.stderr and "pool" in done.stderr
+
+
+def test_pool_into_a_neuron_is_a_grouped_conv(tmp_path):
+    export = export_netx(_pool_graph(tmp_path, into_conv=False), tmp_path / "m.net")
     pool = export.layers[2]
     assert pool.kind == "conv" and pool.groups == 2 and pool.stride == (2, 2) and pool.weight.shape == (2, 1, 2, 2)
     assert len(np.unique(pool.weight)) == 1  # one integer: the pool's 1 at the neuron's scale
