@@ -12,7 +12,7 @@ import numpy as np
 
 from spikestack.backends.netx import NetxLayer, find_lava_dl, plan_layers, read_netx, run_lava_dl, write_netx
 from spikestack.energy import check_fit, load_profile
-from spikestack.errors import ChipError, OptionsError
+from spikestack.errors import ChipError, DataError, OptionsError, SpikestackError
 from spikestack.ir import load_graph, lower_graph, resolve_options
 from spikestack.ir.quantise import DEFAULT_HEADROOM_BITS, QuantisedProgram, quantise_program
 from spikestack.outputs import check_outputs
@@ -65,6 +65,10 @@ def verify_netx(export: NetxExport, x: np.ndarray, python: str | os.PathLike | N
     "different" (with the first step, sample and layer that differ) or "not checked" (and why)."""
     from spikestack.simulators import simulate
 
+    shape = tuple(export.quantised.program.ops[0].out_shape)
+    if x.ndim < 3 or tuple(x.shape[2:]) != shape or not np.isin(x, (0, 1)).all():
+        raise DataError(f"lava-dl's check takes 0/1 spikes (T, B, {', '.join(map(str, shape))}); got an array of "
+                        f"shape {x.shape}{'' if np.isin(x, (0, 1)).all() else ' with values other than 0 and 1'}")
     entry = {"tool": "lava-dl 0.6.0 netx.hdf5.Network, Lava fixed_pt", "steps": int(x.shape[0]),
              "samples": int(x.shape[1])}
     side, why = (Path(python), "") if python is not None else find_lava_dl()
@@ -93,4 +97,9 @@ def import_netx(path: str | os.PathLike, out: str | os.PathLike, input_shape: tu
     from spikestack.ir.io import write_nir
 
     check_outputs({"--out": out}, {"NETX": path})
-    return write_nir(read_netx(path, input_shape), out)
+    graph = read_netx(path, input_shape)
+    try:
+        load_graph(graph)  # shapes and parameters checked as for any graph: a file that lies is refused here
+    except SpikestackError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
+    return write_nir(graph, out)

@@ -152,6 +152,8 @@ def _weighted(layer: dict, kind: str, index: int, where: str, nodes: dict, edges
               shape: tuple[int, ...] | None, flatten: bool) -> tuple[str, tuple[int, ...]]:
     """Add layer `index` (synapse, CubaLIF, and for dense_rec its recurrent Affine); return its name and shape."""
     weight = _ints(layer, "weight", where, (2,) if kind != "conv" else (4, 5)).astype(np.float64)
+    if weight.size and (weight.min() < -256 or weight.max() > 255):  # netx would clip them (optimize_weight_bits)
+        raise UnsupportedError(f"{where}: weights {weight.min():.0f}..{weight.max():.0f} outside netx's 8-bit range")
     if last is None:  # no input layer: the first layer's weights say the input's shape
         if kind == "conv":
             raise UnsupportedError(f"{where}: a conv network without an input layer: give its input shape "
