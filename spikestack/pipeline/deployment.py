@@ -25,7 +25,7 @@ from spikestack.ir.counts import infer_kind
 from spikestack.ir.info import describe_graph, format_description
 from spikestack.ir.quantise import QuantisedProgram, headroom_from_run, quantise_program
 from spikestack.outputs import check_outputs, ensure_directory
-from spikestack.pipeline.netx import NetxExport, netx_layers, quantise_for_netx, verify_netx
+from spikestack.pipeline.netx import NetxExport, netx_layers, netx_options, verify_netx
 from spikestack.ir.validate import GraphSource
 from spikestack.pipeline.stages import (
     dataset_directory, energy_report, graph_path, load_profiles, place_on_chips, predict, run_program,
@@ -216,12 +216,12 @@ def _agreement(program: Program, qprog: QuantisedProgram | None, x: np.ndarray, 
 
 def _export_netx(qprog: QuantisedProgram | None, path: Path, x: np.ndarray, echo: Callable[[str], None]) -> dict:
     """Write the netx file of the integers loihi mode ran, and let lava-dl run it on x."""
-    from spikestack.backends.netx import write_netx
+    from spikestack.backends.netx import plan_layers, write_netx
     from spikestack.report import describe_netx
 
     if qprog is None:
         return {"status": "not written", "why": "the graph does not quantise (see Quantisation)"}
-    layers = netx_layers(qprog)
+    layers = plan_layers(qprog)  # the fit on a Loihi 2 chip was checked before any work (`deploy`)
     export = NetxExport(write_netx(layers, path), qprog, layers)
     result = {"file": path.name, **verify_netx(export, x)}
     echo(f"    netx: wrote {path}; {describe_netx(result)}")
@@ -259,11 +259,11 @@ def deploy(graph: GraphSource, out_dir: str | os.PathLike, *, x: np.ndarray | No
         raise OptionsError(f"export must be netx or None; got {export!r}")
     files = DEPLOY_FILES + ((NETX_FILE,) if export else ())
     check_outputs({"--out": out_dir}, inputs, {"--out": files})  # before any work: a refusal writes nothing
-    if export:
-        netx_layers(quantise_for_netx(graph, preset, **options))  # what netx cannot hold: refused now
-        options = {**options, "fixed_point": "netx"}
+    options = netx_options(options) if export else options
     nir_graph = load_graph(graph, preset)
     program = lower_graph(nir_graph, resolve_options(nir_graph.metadata, preset=preset, **options))
+    if export:
+        netx_layers(quantise_program(program)[0])  # what netx (or the chip) cannot hold: refused before any work
     data = deploy_input(program, x, dataset, steps, limit, seed)
     chips = list(chips) if chips else list_profiles()
     profiles = load_profiles(chips)  # a bad profile fails before the report directory exists

@@ -28,13 +28,18 @@ class NetxExport:
     layers: list[NetxLayer]
 
 
-def quantise_for_netx(graph: GraphSource, preset: str | None = None,
-                      headroom_bits: int | dict = DEFAULT_HEADROOM_BITS, **options) -> QuantisedProgram:
-    """Lower with `fixed_point="netx"` (refusing another format given explicitly) and quantise."""
+def netx_options(options: dict) -> dict:
+    """Lowering options with `fixed_point="netx"`, refusing another format given explicitly."""
     if options.get("fixed_point") not in (None, "netx"):
         raise OptionsError(f"a netx file holds netx's integers; fixed_point={options['fixed_point']!r} cannot be exported")
+    return {**options, "fixed_point": "netx"}
+
+
+def quantise_for_netx(graph: GraphSource, preset: str | None = None,
+                      headroom_bits: int | dict = DEFAULT_HEADROOM_BITS, **options) -> QuantisedProgram:
+    """Lower with `fixed_point="netx"` (`netx_options`) and quantise."""
     built = load_graph(graph, preset)
-    program = lower_graph(built, resolve_options(built.metadata, preset=preset, **{**options, "fixed_point": "netx"}))
+    program = lower_graph(built, resolve_options(built.metadata, preset=preset, **netx_options(options)))
     return quantise_program(program, headroom_bits)[0]
 
 

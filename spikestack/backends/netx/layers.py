@@ -53,7 +53,6 @@ class NetxLayer:
     padding: tuple[int, int] | None = None
     dilation: tuple[int, int] | None = None
     groups: int | None = None
-    synapse: str | None = None  # the synapse op feeding it from the previous layer
 
 
 def plan_layers(quantised: QuantisedProgram) -> list[NetxLayer]:
@@ -93,10 +92,9 @@ def plan_layers(quantised: QuantisedProgram) -> list[NetxLayer]:
 def _next_op(program: Program, op: Op) -> Op | None:
     """The one op `op` feeds forward; a synapse that only returns to `op` on a back edge is its
     recurrent synapse (checked by `_layer`), not the next layer."""
-    ops = {o.name: o for o in program.ops}
     back = {s.name for s in op.sources if s.delay}
-    forward = [ops[c] for c in program.consumers(op.name)
-               if c not in back and any(s.name == op.name and not s.delay for s in ops[c].sources)]
+    forward = [program.op(c) for c in program.consumers(op.name)
+               if c not in back and any(s.name == op.name and not s.delay for s in program.op(c).sources)]
     if len(forward) > 1:
         raise UnsupportedError("netx layers form a chain; this op feeds "
                                + ", ".join(f"'{o.name}'" for o in forward), node=op.name)
@@ -104,12 +102,10 @@ def _next_op(program: Program, op: Op) -> Op | None:
 
 
 def _layer(quantised: QuantisedProgram, synapse: Op, neuron: Op) -> NetxLayer:
-    program = quantised.program
     feeds = [s for s in neuron.sources if s.name != synapse.name]
     recurrent = None
     if feeds:
-        ops = {o.name: o for o in program.ops}
-        back = ops[feeds[0].name]
+        back = quantised.program.op(feeds[0].name)
         if len(feeds) > 1 or not back.primitive.is_dense or [s.name for s in back.sources] != [neuron.name]:
             raise UnsupportedError("a netx layer's neuron is fed by its synapse and at most one dense synapse from "
                                    "itself (dense_rec)", node=neuron.name)
@@ -135,7 +131,7 @@ def _layer(quantised: QuantisedProgram, synapse: Op, neuron: Op) -> NetxLayer:
     bias = np.broadcast_to(ints.bias_mant, neuron.out_shape).astype(np.int64) if np.any(ints.bias_mant != 0) else None
     weight = quantised.synapses[synapse.name].weight.astype(np.int64)
     shape = tuple(neuron.out_shape)
-    common = dict(node=neuron.name, shape=shape, bias=bias, neuron=neuron_group, synapse=synapse.name)
+    common = dict(node=neuron.name, shape=shape, bias=bias, neuron=neuron_group)
     if synapse.primitive.is_dense:
         if recurrent is None:
             return NetxLayer("dense", weight=weight, **common)

@@ -60,7 +60,7 @@ def _pair(layer: dict, key: str, where: str, default: int) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
-def _neuron(layer: dict, shape: tuple[int, ...], where: str) -> tuple[nir.CubaLIF, np.ndarray | None]:
+def _neuron(layer: dict, shape: tuple[int, ...], where: str) -> nir.CubaLIF:
     config = layer.get("neuron")
     if not isinstance(config, dict):
         raise UnsupportedError(f"{where}: no CUBA neuron group (netx's default integrator is not imported)")
@@ -93,7 +93,7 @@ def _neuron(layer: dict, shape: tuple[int, ...], where: str) -> tuple[nir.CubaLI
     v_leak = np.zeros(shape) if bias is None else bias * tau_mem
     node = nir.CubaLIF(tau_syn=ones * (DECAY_UNITY / i_decay), tau_mem=ones * tau_mem, r=ones, v_leak=v_leak,
                        v_threshold=ones * float(vth), v_reset=np.zeros(shape), w_in=ones)
-    return node, bias
+    return node
 
 
 def read_netx(path: str | os.PathLike, input_shape: tuple[int, ...] | None = None) -> nir.NIRGraph:
@@ -178,7 +178,7 @@ def _weighted(layer: dict, kind: str, index: int, where: str, nodes: dict, edges
         if weight.shape[1] != shape[0]:
             raise GraphFileError(f"{where}: weights {weight.shape} do not fit the input of {shape[0]}")
         node, out = nir.Affine(weight=weight, bias=np.zeros(weight.shape[0])), (weight.shape[0],)
-    nodes[synapse], (nodes[neuron], _) = node, _neuron(layer, out, where)
+    nodes[synapse], nodes[neuron] = node, _neuron(layer, out, where)
     edges += [(last, synapse), (synapse, neuron)]
     if kind == "dense_rec":
         rec = _ints(layer, "weight_rec", where, (2,)).astype(np.float64)
