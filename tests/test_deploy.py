@@ -224,3 +224,27 @@ def test_chunks_add_up_to_one_run(fixtures_dir, monkeypatch):
         for metric, values in metrics.items():
             np.testing.assert_array_equal(run.counts.per_node[node][metric], values, err_msg=f"{node} {metric}")
     assert set(headroom) == {"lif1.lif", "lif2"}
+
+
+def test_summary_fits_column_says_what_the_report_says(tmp_path, capsys):
+    """A chip whose profile gives no limits is placed without a check: the terminal summary says "not
+    checked", as report.md does, never "yes" (issue 21)."""
+    import yaml
+
+    from spikestack.energy import profile
+
+    free = yaml.safe_load((profile.PROFILE_DIR / "loihi.yaml").read_text())
+    free["name"], free["limits"] = "free", {}
+    (tmp_path / "free.yaml").write_text(yaml.safe_dump(free))
+    x = (np.random.default_rng(4).random((6, 2, 64)) < 0.3).astype(np.float32)
+    deploy(digits_graph(tmp_path / "digits.nir"), tmp_path / "out", x=x, dt=1.0, backend="sim",
+           chips=["loihi", str(tmp_path / "free.yaml"), "ann-45nm-fp32"], echo=print, progress=False)
+    printed = capsys.readouterr().out.splitlines()
+    markdown = (tmp_path / "out" / "report.md").read_text().splitlines()
+    said = {}
+    for chip in ("loihi", "free", "ann-45nm-fp32"):
+        summary = next(line for line in printed if line.startswith(chip + " "))
+        row = next(line for line in markdown if line.startswith(f"| {chip} |"))
+        said[chip] = (summary[16:28].strip(), row.split("|")[2].strip())  # columns: chip 15 wide, fits 12
+    assert said == {"loihi": ("yes", "yes"), "free": ("not checked", "not checked"),
+                    "ann-45nm-fp32": ("baseline", "baseline")}, said

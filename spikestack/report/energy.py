@@ -44,6 +44,14 @@ def chip_entry(result: Budget | list[str] | str) -> dict:
     return {"fits": False, "violations": violations}
 
 
+def fits_word(entry: dict) -> str:
+    """The fits column of every chip table (terminal summary, report, energy markdown): "no", "baseline"
+    for an ANN, "not checked" when the profile gives no limits to place against, else "yes"."""
+    if not entry["fits"]:
+        return "no"
+    return "baseline" if entry.get("model") == "ann" else "yes" if entry.get("fit_checked", True) else "not checked"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
@@ -58,8 +66,7 @@ def _summary_row(chip: str, entry: dict) -> list[str]:
         if share is not None:
             dominant = f"{dominant} ({share:.0%} of {which})"
             break
-    fits = "baseline" if entry["model"] == "ann" else "yes" if entry["fit_checked"] else "not checked"
-    return [chip, fits, si(entry["energy_j"], "J", not entry["energy_complete"]),
+    return [chip, fits_word(entry), si(entry["energy_j"], "J", not entry["energy_complete"]),
             si(entry["latency_s"], "s", not entry["latency_complete"]), dominant or "—", str(entry["cores_used"])]
 
 

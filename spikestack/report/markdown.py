@@ -4,7 +4,7 @@ inference, quantisation, one line per chip with the ANN baselines as one dense p
 
 from __future__ import annotations
 
-from spikestack.report.energy import si
+from spikestack.report.energy import fits_word, si
 from spikestack.report.agreement import describe_agreement
 from spikestack.report.sections import Plot, Table, Text, report_sections
 
@@ -52,18 +52,18 @@ def _backend_lines(report: dict) -> list[str]:
 
 
 def _chip_lines(report: dict) -> list[str]:
-    lines = [f"{'chip':<15} {'fits':<9} {'energy/inference':>18} {'latency/inference':>18}  dominant"]
+    lines = [f"{'chip':<15} {'fits':<12} {'energy/inference':>18} {'latency/inference':>18}  dominant"]
     for chip, row in report["chips"].items():
         if not row["fits"]:
-            lines.append(f"{chip:<15} {'no':<9} {'-':>18} {'-':>18}  {'; '.join(row['violations'])[:60]}")
+            lines.append(f"{chip:<15} {'no':<12} {'-':>18} {'-':>18}  {'; '.join(row['violations'])[:60]}")
             continue
         energy = si(row.get("energy_j"), "J", not row.get("energy_complete", True))
         latency = si(row.get("latency_s"), "s", not row.get("latency_complete", True))
         note = row.get("dominant") or "-"
-        fits = "yes"
+        fits = fits_word(row)
         if row["model"] == "ann":  # the same network as an ANN: one pass on the static input
-            energy, note, fits = si(row.get("ann_one_pass_j"), "J"), "one ANN pass (dense MACs of one step)", "baseline"
-        lines.append(f"{chip:<15} {fits:<9} {energy:>18} {latency:>18}  {note}")
+            energy, note = si(row.get("ann_one_pass_j"), "J"), "one ANN pass (dense MACs of one step)"
+        lines.append(f"{chip:<15} {fits:<12} {energy:>18} {latency:>18}  {note}")
     return lines
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from spikestack.report.energy import si
+from spikestack.report.energy import fits_word, si
 from spikestack.report.agreement import describe_agreement
 
 
@@ -73,12 +73,6 @@ def agreement_section(report: dict) -> Section:
     return Section("Agreement between backends", blocks)
 
 
-def _fits(row: dict) -> str:
-    if not row["fits"]:
-        return "no"
-    return "baseline" if row["model"] == "ann" else "yes" if row.get("fit_checked", True) else "not checked"
-
-
 def chips_section(report: dict) -> Section:
     e = report["energy"]
     seconds = f"{si(e['dt_seconds'], 's')} per step ({e['dt_source']})" if e["dt_seconds"] else \
@@ -91,7 +85,7 @@ def chips_section(report: dict) -> Section:
         energy, dominant = si(row["energy_j"], "J", not row["energy_complete"]), row["dominant"] or "-"
         if row["model"] == "ann" and row.get("ann_one_pass_j") is not None:  # a static input needs one pass
             energy, dominant = si(row["ann_one_pass_j"], "J"), "one ANN pass (dense MACs of one step)"
-        rows.append([chip, _fits(row), energy, si(row["latency_s"], "s", not row["latency_complete"]), dominant,
+        rows.append([chip, fits_word(row), energy, si(row["latency_s"], "s", not row["latency_complete"]), dominant,
                      str(row["cores_used"]), ""])
     return Section("Energy and latency per chip", [
         Text(f"Per inference (mean over {e['samples']} samples of {e['steps']} steps), {seconds}. '≥' marks a "
