@@ -1,15 +1,23 @@
-"""Placement on Speck: one layer per DYNAP-CNN core, where a core takes a layer when the layer's
-kernel and neuron memories fit that core's, padded to powers of two as in Sinabs' DYNAP-CNN backend
-(`DynapcnnLayer.memory_summary`, `get_valid_mapping`)."""
+"""Speck: placement, one layer per DYNAP-CNN core, where a core takes a layer when the layer's kernel
+and neuron memories fit that core's, padded to powers of two as in Sinabs' DYNAP-CNN backend
+(`DynapcnnLayer.memory_summary`, `get_valid_mapping`); and latency, from SynSense's one published
+figure, the time one event takes through a 9-layer network.
+
+Speck is asynchronous: each event is processed as it arrives, so an inference's output follows its last
+input event by one pipeline latency. SynSense gives that latency for 9 layers only; a network on fewer
+cores is taken to take no longer (an upper bound: splitting it per layer would assume equal layers).
+No per-operation energy is published, so Speck's energy stays unknown."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from spikestack.energy.budget import Budget, constant, steps_and_batch
 from spikestack.energy.layers import Layer
-from spikestack.energy.placement import CoreLoad, mesh_grid, mesh_position
+from spikestack.energy.placement import CoreLoad, Placement, mesh_grid, mesh_position
 from spikestack.energy.profile import ChipProfile
 from spikestack.ir.primitives import Role
+from spikestack.ir.run import Counts
 from spikestack.ir.program import Program
 
 
@@ -83,3 +91,25 @@ def place_speck(profile: ChipProfile, layers: dict[str, Layer], program: Program
                               sum(m.shape[1] for m in layer.inputs.values()), memory=memory))
     padding = "padded to powers of two" if padded else "unpadded"
     return tuple(cores), grid, [f"one layer per DYNAP-CNN core; kernel and neuron memories {padding} (Sinabs)"]
+
+
+SPECK_LAYERS = 9  # the figure's network: every one of Speck's cores in the pipeline
+
+
+def speck_latency(budget: Budget, counts: Counts, placement: Placement, profile: ChipProfile) -> None:
+    """Set the budget's latency to the event pipeline latency, `t_event_9_layers`, when the profile
+    gives it; per step it is charged to the last step (the one whose events end the inference)."""
+    seconds = constant(profile, "latency", "t_event_9_layers")
+    if seconds is None:
+        return
+    steps = steps_and_batch(counts)[0]
+    used = len(placement.cores)
+    budget.unknown = [u for u in budget.unknown if not u.startswith("latency:")]
+    budget.latency_s, budget.latency_complete = seconds, True
+    budget.latency_terms = {"event_pipeline": seconds}
+    budget.latency_per_step = np.zeros(steps)
+    budget.latency_per_step[-1] = seconds
+    budget.latency_per_sample = np.full(steps_and_batch(counts)[1], seconds)
+    budget.notes.append(f"latency: Speck's published {seconds * 1e6:g} us for one event through {SPECK_LAYERS} "
+                        f"layers, the time from the last input event to the output; this network uses {used} of "
+                        f"the {SPECK_LAYERS} cores and is taken to take no longer (an upper bound)")
