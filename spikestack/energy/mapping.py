@@ -4,7 +4,8 @@ Layers come from `find_layers` (layers.py). Loihi-like chips: neurons of a layer
 over the fewest cores that respect every limit the profile gives (neurons, synapse bits, input axons
 = distinct presynaptic neurons, output axons = (neuron, destination core) pairs); cores sit row-major
 on a square-ish mesh (allocation.py, mesh.py). Speck: one layer per core under Sinabs' DYNAP-CNN
-memory rule, padded to powers of two (speck.py). The layer, placement and placer names stay
+memory rule, padded to powers of two (speck.py). Xylo: one core whose input, hidden and output pools
+must each hold their layers (xylo.py). The layer, placement and placer names stay
 importable from here.
 """
 
@@ -16,6 +17,7 @@ from spikestack.energy.mesh import PER_CORE, place_mesh
 from spikestack.energy.placement import CoreLoad, Placement, mesh_grid
 from spikestack.energy.profile import ChipProfile
 from spikestack.energy.speck import place_speck, speck_memory
+from spikestack.energy.xylo import XYLO_POOLS, place_xylo
 from spikestack.errors import ChipError
 from spikestack.ir.program import Program
 
@@ -39,9 +41,11 @@ def _place(program: Program, profile: ChipProfile, weight_bits: int | None) -> t
         return Placement(profile.name, layers, (), (0, 0), bits or None, ("ANN baseline: no cores",)), problems
     if "kernel_memory_entries_per_core" in profile.limits:
         cores, grid, notes = place_speck(profile, layers, program, bits, problems)
+    elif any(k in profile.limits for k in XYLO_POOLS):
+        cores, grid, notes = place_xylo(profile, layers, bits, problems)
     else:
         cores, grid, notes = place_mesh(profile, layers, bits, problems)
-    checked = any(k in profile.limits for k in PER_CORE + ("kernel_memory_entries_per_core",))
+    checked = any(k in profile.limits for k in PER_CORE + XYLO_POOLS + ("kernel_memory_entries_per_core",))
     return Placement(profile.name, layers, cores, grid, bits or None, tuple(notes), checked), problems
 
 

@@ -44,7 +44,7 @@ class Placement:
 
     @property
     def cores_used(self) -> int:
-        return len(self.cores)
+        return len({c.index for c in self.cores})  # Xylo's layers share its one core
 
     def cores_of(self, layer: str) -> tuple[CoreLoad, ...]:
         return tuple(c for c in self.cores if c.layer == layer)

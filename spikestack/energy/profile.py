@@ -7,7 +7,7 @@ Schema (every top-level key but `cycles` is required; nothing else is allowed at
     name: loihi                       # str; shipped files are named <name>.yaml
     description: "..."                # str, one line: what the chip is, where the numbers come from
     kind: snn                         # snn | ann (an ANN baseline has no neurons or spikes)
-    estimated: false                  # true when the figures are believed but not verified
+    estimated: false                  # true when any figure is of kind `assumed`
     limits:                           # may be {}: a limit no source gives is left out, never guessed
       <name>: {value: V, source: "...", kind: K}
     energy:                           # may be {}; units: energy (pJ, nJ, uJ, ...) or power (uW, mW, ...)
@@ -22,9 +22,12 @@ Speck's kernel memory) or booleans (rules such as "memory is padded to powers of
 on the profile holds the bare values so the mapper reads `profile.limits["cores"]`; their
 provenance sits beside them in `limit_sources`.
 
-Constant `kind` says how far to trust a number: `published` (a paper's figure or a vendor's public
-code), `measured` (measured by us), `assumed` (believed, unverified, or carried over from another
-chip). Energy and latency names follow one convention so the energy model can look them up:
+Constant `kind` says how far to trust a number: `measured` (measured on silicon: a chip measurement
+a paper reports, or a model calibrated against the chip, such as SANA-FE's), `published` (a pre-silicon
+figure, a vendor's figure or a vendor's public code), `assumed` (no source that measured or published it:
+derived, carried over from another chip, or unverified). Every `source` names what a reader can open:
+a paper and its table, a vendor page, or a file in a named package version. A profile holding any
+`assumed` figure is `estimated: true`. Energy and latency names follow one convention so the energy model can look them up:
 e_/t_ + syn_op, neuron_active, neuron_inactive, spike_local, hop_ew, hop_ns, barrier; e_mac, e_ac
 for ANN arithmetic; p_ for a power. A range in a source is stored as its two ends, `<name>_min` and
 `<name>_max`, with the range's domain (e.g. 1 and 32 tiles) said in each source string.

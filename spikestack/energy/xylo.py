@@ -1,13 +1,16 @@
-"""Xylo's cost model: it runs in real time at the clock a network needs, so energy is its published
-dynamic inference power x run time, and Rockpool's syns61201 cycle model gives that clock and splits
-the energy over layers."""
+"""Xylo: placement and cost model. Xylo Audio 2 is one core with fixed neuron pools: up to 16 input
+channels, 1000 hidden neurons (every layer that does not feed the output, recurrent or not) and 8 output
+neurons (Rockpool's mapper and dev-kit readers); a network fits when each pool holds its share.
+It runs in real time at the clock a network needs, so energy is its published dynamic inference power x
+run time, and Rockpool's syns61201 cycle model gives that clock and splits the energy over layers."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from spikestack.energy.budget import Budget, constant, per_inference, series, steps_and_batch
-from spikestack.energy.placement import Placement
+from spikestack.energy.layers import Layer
+from spikestack.energy.placement import CoreLoad, Placement
 from spikestack.energy.profile import ChipProfile
 from spikestack.ir.run import Counts
 
@@ -15,6 +18,30 @@ from spikestack.ir.run import Counts
 XYLO_OPTIONAL = {"input_channel": "1 per input channel", "hidden_isyn_neuron": "3 per hidden neuron",
                  "output_isyn_spike": "1 per hidden spike (readout loop)",
                  "hidden_neuron_spike": "3 per hidden spike (spike loop, no aliases)"}
+
+
+XYLO_POOLS = ("input_channels", "hidden_neurons", "output_neurons")  # the limits that make a profile Xylo's
+
+
+def place_xylo(profile: ChipProfile, layers: dict[str, Layer], bits: int, problems: list[str]):
+    """(cores, grid, notes): every layer on Xylo's one core, in the pool its place in the network sets.
+    Each pool that overflows is added to `problems`, naming the layers in it."""
+    inputs = {s: m.shape[1] for l in layers.values() for s, m in l.inputs.items() if s not in layers}
+    pools = {"input_channels": (sum(inputs.values()), list(inputs)),
+             "hidden_neurons": (sum(l.neurons for l in layers.values() if not l.feeds_output),
+                                [n for n, l in layers.items() if not l.feeds_output]),
+             "output_neurons": (sum(l.neurons for l in layers.values() if l.feeds_output),
+                                [n for n, l in layers.items() if l.feeds_output])}
+    for limit, (used, names) in pools.items():
+        if limit in profile.limits and used > profile.limits[limit]:
+            what = "input" if limit == "input_channels" else "layer"
+            problems.append(f"{what}{'s' if len(names) > 1 else ''} {', '.join(repr(n) for n in names)}: "
+                            f"{used} > {limit}={profile.limits[limit]}")
+    cores = tuple(CoreLoad(0, name, (0, 0), l.neurons, l.synapses, l.synapses * bits,
+                           sum(m.shape[1] for m in l.inputs.values())) for name, l in layers.items())
+    used = ", ".join(f"{pools[k][0]} of {profile.limits[k]} {k.replace('_', ' ')}" for k in XYLO_POOLS
+                     if k in profile.limits)
+    return cores, (1, 1), [f"Xylo: one core; {used}"]
 
 
 def xylo_cycles(counts: Counts, placement: Placement, cyc: dict[str, float],

@@ -163,3 +163,43 @@ def test_speck_violations_name_layer_and_limit(cnn, tmp_path):
     assert problems == ["layer '10': 32768 entries > kernel_memory_entries_per_core (largest core 16384)"]
     with pytest.raises(ChipError, match=r"5 layers > cores=4"):
         map_to_cores(cnn, _speck_like(tmp_path, [65536] * 4))
+
+
+def _mlp(n_in: int, n_hidden: int, n_out: int):
+    """input -> fc1 -> lif1 (hidden) -> fc2 -> lif2 (feeds the output), dense weights of ones."""
+    def lif(n):
+        return nir.LIF(tau=np.full(n, 0.01), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n),
+                       v_reset=np.zeros(n))
+
+    nodes = {"input": nir.Input(input_type={"input": np.array([n_in])}),
+             "fc1": nir.Affine(weight=np.ones((n_hidden, n_in), np.float32), bias=np.zeros(n_hidden, np.float32)),
+             "lif1": lif(n_hidden),
+             "fc2": nir.Affine(weight=np.ones((n_out, n_hidden), np.float32), bias=np.zeros(n_out, np.float32)),
+             "lif2": lif(n_out), "output": nir.Output(output_type={"output": np.array([n_out])})}
+    edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")]
+    graph = validate_graph(build_graph(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)))
+    return lower_graph(graph, LoweringOptions(dt=1e-3))
+
+
+def test_xylo_pools_by_hand():
+    """Xylo Audio 2 (Rockpool 3.1.0): 16 input channels, 1000 hidden neurons, 8 output neurons, one core."""
+    xylo = load_profile("xylo-audio2")
+    placement = map_to_cores(_mlp(16, 1000, 8), xylo)  # every pool exactly full
+    assert placement.checked and placement.cores_used == 1 and [c.layer for c in placement.cores] == ["lif1", "lif2"]
+    assert placement.notes[-1] == "Xylo: one core; 16 of 16 input channels, 1000 of 1000 hidden neurons, " \
+                                  "8 of 8 output neurons"
+    assert check_fit(_mlp(17, 1001, 9), xylo) == ["input 'input': 17 > input_channels=16",
+                                                  "layer 'lif1': 1001 > hidden_neurons=1000",
+                                                  "layer 'lif2': 9 > output_neurons=8"]
+
+
+def test_spinnaker2_memory_and_cores_by_hand():
+    """SpiNNaker2 datasheet: 152 cores of 128 KB; a synapse takes a 32-bit word: 32768 synapses a core."""
+    spinnaker2 = load_profile("spinnaker2")
+    # 100 inputs x 656 neurons = 65,600 synapses: 2 cores hold 65,536, so 3 cores (2,106,880 bits > 2 x 1 Mbit)
+    placement = map_to_cores(_mlp(100, 656, 2), spinnaker2)
+    assert placement.checked and [len(placement.cores_of(n)) for n in ("lif1", "lif2")] == [3, 1]
+    assert max(c.synapse_bits for c in placement.cores_of("lif1")) <= 128 * 1024 * 8
+    # 153 cores' worth: 1000 inputs x 5000 neurons = 5 M synapses = 153 cores of 32,768 (5e6 / 32768 = 152.6)
+    problems = check_fit(_mlp(1000, 5000, 2), spinnaker2)
+    assert len(problems) == 1 and "cores=152" in problems[0], problems

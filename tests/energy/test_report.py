@@ -88,8 +88,8 @@ def test_energy_report_for_the_cli(tmp_path):
     chips = report["chips"]
     assert chips["speck"]["fits"] and chips["speck"]["energy_j"] is None
     assert chips["xylo-audio2"]["energy_j"] == pytest.approx(291e-6 * 2e-3)
-    assert not chips["xylo-audio2"]["fit_checked"]  # the brief gives no Xylo limits
-    assert "| xylo-audio2 | not checked | 582 nJ | 2 ms |" in (tmp_path / "energy.md").read_text()
+    assert chips["xylo-audio2"]["fit_checked"]  # Rockpool's pools: 16 inputs, 1000 hidden, 8 outputs
+    assert "| xylo-audio2 | yes | 582 nJ | 2 ms |" in (tmp_path / "energy.md").read_text()
     assert chips["ann-45nm-fp32"]["extra"]["snn_ops_j"] == 0.0  # the table has no effective ops
     assert (tmp_path / "spike_raster.png").read_bytes()[:8] == PNG  # from the counts: nothing recorded
 
