@@ -85,6 +85,10 @@ def test_cnn_sinabs_names_the_chip_that_does_not_fit(fixtures_dir, tmp_path):
     assert "layer '6'" in markdown  # the violation, named in the chip table
     assert set(report["quantisation"]["errors"]) >= {"0", "9", "12"} and report["agreement"] == []
     assert {r["node"] for r in report["layers"]} == {"1", "3", "6", "10", "12"}
+    # NeuroBench's metrics of the priced run: its synaptic operations leave the pools out of ours
+    synops, ops = report["neurobench"]["SynapticOperations"], report["operations"]
+    assert 0 < synops["Effective_ACs"] + synops["Effective_MACs"] <= ops["effective_acs"] + ops["effective_macs"]
+    assert 0 < synops["Dense"] <= ops["dense_macs"] and 0 < report["neurobench"]["ActivationSparsity"] < 1
     assert (tmp_path / "out" / "energy" / "spike_raster.png").is_file()
 
 

@@ -40,17 +40,20 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record", nargs="*", default=[], metavar="NODE", help="nodes whose state to record")
     p.add_argument("--out", required=True, help="outputs and recordings (.npz)")
     p.add_argument("--stats", help="operation counts per node and step (.json)")
+    p.add_argument("--format", choices=["spikestack", "neurobench"], default="spikestack",
+                   help="--stats as our counts (default) or NeuroBench 2.3.0's metrics (docs/energy.md)")
     add_progress_argument(p)
 
 
 def _run(args: argparse.Namespace) -> int:
     from spikestack.pipeline import check_run_paths, load_input, load_program, run_program, save_run
 
-    check_run_paths(args.graph, args.input, args.out, args.stats)  # before anything runs: a refusal writes nothing
+    # before anything runs: a refusal writes nothing
+    check_run_paths(args.graph, args.input, args.out, args.stats, args.format)
     program = load_program(args.graph, **lowering_options(args))
     run = run_program(program, load_input(args.input), args.backend, args.mode, tuple(args.record),
                       progress=wants_progress(args))
-    save_run(run, args.out, args.stats)
+    save_run(run, args.out, args.stats, program, args.format)
     counts = run.counts
     summary = f", {counts.total('synaptic_events')} synaptic events" if counts is not None else ""
     print(f"ran {args.graph} on {run.backend} ({run.mode}){summary}; wrote {args.out}")

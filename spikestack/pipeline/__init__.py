@@ -17,8 +17,8 @@ from spikestack.pipeline.evaluation import ChunkEvaluation, evaluate_chunk
 from spikestack.pipeline.inputs import check_finite, load_input
 from spikestack.pipeline.netx import NetxExport, export_netx, import_netx, verify_netx
 from spikestack.pipeline.stages import (
-    BACKENDS, MODE_NAMES, check_run_paths, chips, energy, export_for, info, load_program, map_graph, predict, run,
-    run_program, save_run,
+    BACKENDS, MODE_NAMES, STATS_FORMATS, check_run_paths, chips, energy, export_for, info, load_program, map_graph,
+    predict, run, run_program, run_statistics, save_run,
 )
 
 _LAZY = {name: "training" for name in (
@@ -36,5 +36,6 @@ __all__ = [
     "BACKENDS", "DEPLOY_BACKENDS", "MODE_NAMES", "ChunkEvaluation", "DeployInput", "check_finite", "check_run_paths",
     "NetxExport", "export_netx", "import_netx", "verify_netx", "chips", "demo", "deploy", "deploy_input", "energy",
     "evaluate_chunk", "export_for", "info", "load_input",
-    "load_program", "map_graph", "predict", "run", "run_program", "save_run", "simulate_all", *_LAZY,
+    "load_program", "map_graph", "predict", "run", "run_program", "run_statistics", "save_run", "simulate_all",
+    "STATS_FORMATS", *_LAZY,
 ]

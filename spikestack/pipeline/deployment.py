@@ -34,6 +34,7 @@ from spikestack.report import (backend_entry, build_report, compare_spikes, form
                                write_deploy_report)
 from spikestack.report.content import REPORT_FILES
 from spikestack.report.energy import ENERGY_FILES
+from spikestack.report.neurobench import neurobench_metrics
 
 DEPLOY_BACKENDS = ("sim", "lava", "both")
 DEPLOY_STEPS = 32  # time steps per dataset sample: rate-coded input needs a few tens of steps
@@ -304,7 +305,8 @@ def deploy(graph: GraphSource, out_dir: str | os.PathLike, *, x: np.ndarray | No
     exports = {"netx": _export_netx(qprog, out / NETX_FILE, lava_x, echo)} if export else None
     report = build_report(graph_path=graph, graph=description, options=program.options, input_info=data.info,
                           backends=list(extra_backends) + [entries[k] for k in ORDER if k in entries],
-                          agreement=agreement, fits=fits, energy=energy, quantisation=quantisation, exports=exports)
+                          agreement=agreement, fits=fits, energy=energy, quantisation=quantisation, exports=exports,
+                          neurobench=neurobench_metrics(program, energy_run.counts))
     files = write_deploy_report(report, out)
     echo(format_summary(report))
     echo(f"wrote {files['html']}, report.md, report.json and {out / 'energy'}/")

@@ -28,8 +28,10 @@ from spikestack.ir.info import describe_graph
 from spikestack.outputs import check_outputs, write_atomically, write_text
 from spikestack.pipeline.inputs import check_finite
 from spikestack.report.energy import ENERGY_FILES, write_energy_report
+from spikestack.report.neurobench import neurobench_metrics
 
 BACKENDS = ("sim", "lava")
+STATS_FORMATS = ("spikestack", "neurobench")  # --stats: our counts per node and step, or NeuroBench's metrics
 # One name per arithmetic on both backends: "float", and "loihi" for Loihi's fixed point. "fixed" (the
 # Lava backend's former name for it) is accepted as an alias of "loihi" on the CLI and in this API.
 MODE_NAMES = {"sim": {"float": "float", "loihi": "loihi", "fixed": "loihi"},
@@ -104,15 +106,43 @@ def dataset_directory(dataset: str | None) -> str | None:
     return None if dataset in (None, "digits") else DEFAULT_FASHION_MNIST if dataset == "fashion-mnist" else dataset
 
 
+def _known_format(stats_format: str) -> None:
+    if stats_format not in STATS_FORMATS:
+        raise OptionsError(f"format must be one of {', '.join(STATS_FORMATS)}; got {stats_format!r}")
+
+
+def check_stats_format(stats_format: str, stats: str | os.PathLike | None) -> None:
+    """A known --format, and a file to write it to when it is not the default."""
+    _known_format(stats_format)
+    if stats is None and stats_format != STATS_FORMATS[0]:
+        raise OptionsError(f"--format {stats_format} formats the --stats file: give --stats FILE.json")
+
+
 def check_run_paths(graph: str | os.PathLike, x: str | os.PathLike | None, out: str | os.PathLike,
-                    stats: str | os.PathLike | None = None) -> None:
-    """Before `run` starts: refuse an --out or --stats that is GRAPH or --input, or cannot be written."""
+                    stats: str | os.PathLike | None = None, stats_format: str = "spikestack") -> None:
+    """Before `run` starts: refuse an --out or --stats that is GRAPH or --input, or cannot be written,
+    and a --format that is unknown or has no --stats to format."""
+    check_stats_format(stats_format, stats)
     check_outputs({"--out": out, "--stats": stats}, {"GRAPH": graph, "--input": x})
 
 
-def save_run(run: Run, out: str | os.PathLike, stats: str | os.PathLike | None = None) -> None:
+def run_statistics(run: Run, program: Program | None = None, stats_format: str = "spikestack") -> dict:
+    """The --stats JSON of a run: our counts per node and step ("spikestack"), or NeuroBench's metric
+    dict ("neurobench", `report.neurobench`, which needs the Program the run ran)."""
+    _known_format(stats_format)
+    if stats_format == "neurobench":
+        if program is None:
+            raise OptionsError("--format neurobench needs the Program the run ran")
+        return neurobench_metrics(program, run.counts)
+    return {"backend": run.backend, "mode": run.mode, "counts": run.counts.to_dict()}
+
+
+def save_run(run: Run, out: str | os.PathLike, stats: str | os.PathLike | None = None,
+             program: Program | None = None, stats_format: str = "spikestack") -> None:
     """Outputs and recordings to the `.npz` file `out`, exactly that name (keys `<node>` and
-    `<node>.<var>`), counts to JSON; each file written atomically."""
+    `<node>.<var>`), counts to JSON (`run_statistics`: ours, or NeuroBench's metrics of `program`'s
+    run); each file written atomically."""
+    check_stats_format(stats_format, stats)
     check_outputs({"--out": out, "--stats": stats}, {})
     arrays = dict(run.outputs)
     arrays.update({f"{node}.{var}": a for node, rec in run.recordings.items() for var, a in rec.items()})
@@ -122,9 +152,8 @@ def save_run(run: Run, out: str | os.PathLike, stats: str | os.PathLike | None =
             np.savez_compressed(f, **arrays)
 
     write_atomically(out, savez)
-    if stats is not None and run.counts is not None:
-        counts = {"backend": run.backend, "mode": run.mode, "counts": run.counts.to_dict()}
-        write_text(stats, json.dumps(counts, indent=1))
+    if stats is not None and (run.counts is not None or stats_format == "neurobench"):
+        write_text(stats, json.dumps(run_statistics(run, program, stats_format), indent=1))
 
 
 def map_graph(path: GraphSource, chip: str, preset: str | None = None, weight_bits: int | None = None, **options) -> dict:

@@ -90,10 +90,12 @@ def _snn_vs_ann(chips: dict[str, dict]) -> dict:
 
 def build_report(*, graph_path: str | os.PathLike, graph: dict, options: LoweringOptions, input_info: dict,
                  backends: list[dict], agreement: list[dict], fits: dict[str, list[str]], energy: dict,
-                 quantisation: dict, energy_dir: str = "energy", exports: dict | None = None) -> dict:
+                 quantisation: dict, energy_dir: str = "energy", exports: dict | None = None,
+                 neurobench: dict | None = None) -> dict:
     """Assemble every section. `graph`: `ir.info.describe_graph`; `energy`: `write_energy_report`'s
     dict (its plots are referenced relative to the report directory, under `energy_dir`); `exports`:
-    files written beside the report ({"netx": ...}), each with its verification."""
+    files written beside the report ({"netx": ...}), each with its verification; `neurobench`:
+    NeuroBench's metrics of the run the energy is priced on (`report.neurobench`), in report.json only."""
     samples, steps = int(energy.get("samples") or 0), int(energy.get("steps") or 0)
     counts = energy.get("counts", {})
     chips = _chips(fits, energy)
@@ -112,7 +114,7 @@ def build_report(*, graph_path: str | os.PathLike, graph: dict, options: Lowerin
         "snn_vs_ann": _snn_vs_ann(chips), "quantisation": quantisation,
         "energy": {"dt_seconds": energy.get("dt_seconds"), "dt_source": energy.get("dt_source"), "steps": steps,
                    "samples": samples, "report": f"{energy_dir}/energy.md"},
-        "plots": plots, "exports": exports or {},
+        "plots": plots, "exports": exports or {}, "neurobench": neurobench or {},
     }
 
 

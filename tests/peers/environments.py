@@ -1,6 +1,6 @@
 """The peers' side environments: the libraries whose own runtimes judge our presets (issue 16).
 
-Three virtual environments next to `.venv`, made by this script (idempotent, pinned, ~10 s warm):
+Five virtual environments next to `.venv`, made by this script (idempotent, pinned, ~10 s warm):
 
 - `.venv-peers`: snnTorch 1.0.0, Norse 1.1.0 and Rockpool 3.1.0 (none pins against us);
 - `.venv-sinabs`: Sinabs 3.1.3, which pins `nir <= 1.0.4`, so it gets nir 1.0.4 (and nirtorch 2.0.2,
@@ -9,6 +9,10 @@ Three virtual environments next to `.venv`, made by this script (idempotent, pin
   netx backend's bit-exact judge (`spikestack/backends/netx/lava_dl_run.py`, `side_lavadl.py`).
   lava-dl's metadata pins an older torch/lava-nc and more; `--no-deps` keeps ours, and its two
   imports `.venv` lacks, cv2 (opencv-python-headless) and ninja, are pinned here.
+- `.venv-sanafe`: SANA-FE 2.2.9 (GPL-3.0, never imported by spikestack), the architecture-level
+  energy/latency oracle that `bench/sanafe_run.py` drives (the runner uses `.venv`'s numpy).
+- `.venv-neurobench`: NeuroBench 2.3.0 alone, on `.venv`'s torch and snnTorch 1.0.0: the judge of
+  `spikestack.report.neurobench` (`side_neurobench.py`, `test_neurobench.py`).
 
 All are layered on `.venv`: a `.pth` file appends `.venv`'s site-packages *after* their own, so
 torch (4 GB with its CUDA libraries) is not downloaded again, while every pinned package installed
@@ -41,6 +45,15 @@ ENVIRONMENTS: dict[str, dict[str, str]] = {
     # requirements (torch, lava-nc, h5py, numpy, scipy, ...) are `.venv`'s own. Its wheel also puts a
     # top-level `tests` package (its own) into .venv-lavadl's site-packages: never `import tests` there.
     "lavadl": {"lava-dl": "0.6.0", "opencv-python-headless": "4.10.0.84", "ninja": "1.13.2"},
+    # SANA-FE: a compiled wheel (cp310) whose import needs nothing beyond the standard library;
+    # its optional extras (pandas for sanafe.data, matplotlib for sanafe.viz) are not used. Its wheel
+    # also drops top-level src/, tests/, scripts/, docs/ and plugins/ folders (its C++ source and
+    # repo files) into .venv-sanafe's site-packages: never `import tests` or `scripts` there.
+    "sanafe": {"sanafe": "2.2.9"},
+    # NeuroBench: its metric and benchmark modules import only torch, snntorch, numpy and tqdm, all
+    # `.venv`'s; its other requirements (torchaudio, tonic, numba, ...) serve datasets and
+    # preprocessors that the metrics test never imports.
+    "neurobench": {"neurobench": "2.3.0"},
 }
 STAMP = ".spikestack-peers"
 

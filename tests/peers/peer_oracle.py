@@ -31,7 +31,8 @@ import pytest
 import environments  # tests/peers is on sys.path (pytest prepends the test directory; no packages)
 
 HERE = Path(__file__).resolve().parent
-ENVIRONMENT_OF = {"snntorch": "peers", "norse": "peers", "rockpool": "peers", "sinabs": "sinabs"}
+ENVIRONMENT_OF = {"snntorch": "peers", "norse": "peers", "rockpool": "peers", "sinabs": "sinabs",
+                  "neurobench": "neurobench"}
 SIDE_TIMEOUT = 600
 
 
