@@ -3,11 +3,12 @@
 Runs in `.venv-sanafe` (tests/peers/environments.py) and never imports spikestack (SANA-FE is
 GPL-3.0; this script only drives it as a separate program):
 
-    .venv-sanafe/bin/python bench/sanafe_run.py NET.npz OUT.json
+    .venv-sanafe/bin/python bench/sanafe_run.py NET.npz OUT.json [detailed|simple|cycle]
 
 The architecture is SANA-FE's shipped `sanafe/examples/loihi.yaml` (32 tiles x 4 cores, an 8x4 mesh,
 `sync_model: table`), simulated with the timing model SANA-FE calls "detailed" (its semi-analytical
-message scheduler; `SpikingChip.sim(timing_model="detailed")`).
+message scheduler; `SpikingChip.sim(timing_model="detailed")`), unless the third argument names
+another of its timing models.
 
 NET.npz (all keys flat; `l{i}_` is layer i of `layers`; "scalar or (n,)" values broadcast per neuron):
     T                 int              steps to simulate
@@ -155,7 +156,7 @@ def cross_check(z: Any, groups: dict[str, Any], names: list[str], spikes: dict[s
                         for k, v in (("synapse", synapse), ("soma", soma_e), ("network", network))}}
 
 
-def main(net_path: str, out_path: str) -> int:
+def main(net_path: str, out_path: str, timing_model: str = "detailed") -> int:
     z = dict(np.load(net_path, allow_pickle=False))
     T = int(z["T"])
     wall = time.perf_counter()
@@ -168,7 +169,7 @@ def main(net_path: str, out_path: str) -> int:
     saved = os.dup(1)
     os.dup2(2, 1)
     try:
-        run = chip.sim(T, timing_model="detailed", processing_threads=1, spike_trace=True,
+        run = chip.sim(T, timing_model=timing_model, processing_threads=1, spike_trace=True,
                        perf_trace=True, message_trace=True)
     finally:
         sys.stdout.flush()
@@ -199,7 +200,7 @@ def main(net_path: str, out_path: str) -> int:
     events = {n: [[int(t) + 1, int(k)] for t, k in zip(*np.nonzero(spikes[n]))] for n in names}
     assert msg_step.sum() == run["packets_sent"] and hop_step.sum() == totals["hops"], "trace != summary"
     out = {"sanafe_version": importlib.metadata.version("sanafe"), "arch": str(ARCH),
-           "timing_model": "detailed", "T": T, "wall_time_s": wall, "totals": totals, "per_step": per_step,
+           "timing_model": timing_model, "T": T, "wall_time_s": wall, "totals": totals, "per_step": per_step,
            "spike_events": events,
            "cross_check": cross_check(z, groups, names, spikes, run, messages)}
     with open(out_path, "w") as fh:
@@ -211,6 +212,6 @@ def main(net_path: str, out_path: str) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         sys.exit(__doc__.split("\n\n")[1])
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(*sys.argv[1:]))

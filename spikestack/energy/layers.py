@@ -30,6 +30,7 @@ class Layer:
     inputs: dict[str, sparse.csr_matrix]
     feeds_output: bool
     first: bool  # fed by an Input: it receives the data, not another layer's spikes
+    conv_weights: tuple[str, ...] = ()  # the weight members that are convolutions (priced apart on some chips)
 
     @property
     def fan_in(self) -> np.ndarray:
@@ -115,6 +116,7 @@ def find_layers(program: Program) -> dict[str, Layer]:
             order = tuple(n for n in ops if n in members)
             weights = tuple(n for n in order if _holds_weights(ops[n]))
             first = any(ops[src].primitive.is_input for src in inputs)
+            conv = tuple(n for n in weights if isinstance(ops[n].synapse, ConvSynapse))
             layers[op.name] = Layer(op.name, op.kind, int(np.prod(op.out_shape)), order, weights, inputs,
-                                    reaches_out[op.name], first)
+                                    reaches_out[op.name], first, conv)
     return layers

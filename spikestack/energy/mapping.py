@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from spikestack.checks import check_count
 from spikestack.energy.layers import Layer, find_layers
-from spikestack.energy.mesh import PER_CORE, place_mesh
+from spikestack.energy.mesh import PER_CORE, input_layers, place_mesh
 from spikestack.energy.placement import CoreLoad, Placement, mesh_grid
 from spikestack.energy.profile import ChipProfile
 from spikestack.energy.speck import place_speck, speck_memory
@@ -44,9 +44,14 @@ def _place(program: Program, profile: ChipProfile, weight_bits: int | None) -> t
     elif any(k in profile.limits for k in XYLO_POOLS):
         cores, grid, notes = place_xylo(profile, layers, bits, problems)
     else:
+        if profile.limits.get("inputs_on_cores"):  # placed first, on cores of their own
+            layers = {**input_layers(layers), **layers}
         cores, grid, notes = place_mesh(profile, layers, bits, problems)
+        if profile.limits.get("inputs_on_cores"):
+            notes.append("inputs are spike sources on cores of their own (the profile's inputs_on_cores)")
     checked = any(k in profile.limits for k in PER_CORE + XYLO_POOLS + ("kernel_memory_entries_per_core",))
-    return Placement(profile.name, layers, cores, grid, bits or None, tuple(notes), checked), problems
+    per_tile = int(profile.limits.get("cores_per_tile", 1))
+    return Placement(profile.name, layers, cores, grid, bits or None, tuple(notes), checked, per_tile), problems
 
 
 class FitError(ChipError):

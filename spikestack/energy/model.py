@@ -16,10 +16,13 @@ never guessed. The names the cost models share stay importable from here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from spikestack.energy.budget import Budget, constant, per_inference, series, steps_and_batch
-from spikestack.energy.operations import BARRIER_TILES, TERMS, estimate_mesh
+from spikestack.energy.barrier import BARRIER_TILES
+from spikestack.energy.operations import TERMS, estimate_mesh
 from spikestack.energy.placement import Placement
 from spikestack.energy.profile import ChipProfile
 from spikestack.energy.speck import speck_latency
@@ -63,13 +66,18 @@ def estimate_ann(counts: Counts, placement: Placement, profile: ChipProfile, dt:
     return budget
 
 
-def estimate(counts: Counts, placement: Placement, profile: ChipProfile, dt: float | None = None) -> Budget:
+def estimate(counts: Counts, placement: Placement, profile: ChipProfile, dt: float | None = None,
+             activity: Mapping[str, np.ndarray] | None = None) -> Budget:
     """Energy and latency per inference of a run's counts on a placed chip. `dt`: seconds per step,
-    needed only for static power and for chips that run in real time (Xylo)."""
+    needed only for static power and for chips that run in real time (Xylo). `activity` (mesh chips):
+    spikes per neuron of some layers, summed over the run, so that a layer split over cores gives each
+    core its own share of the spikes instead of its share of the neurons."""
     if placement.chip != profile.name:
         raise ChipError(f"placement is for chip '{placement.chip}', profile is '{profile.name}'")
-    model = estimate_ann if profile.kind == "ann" else estimate_xylo if profile.cycles else estimate_mesh
-    budget = model(counts, placement, profile, dt)
+    if profile.kind == "ann" or profile.cycles:
+        budget = (estimate_ann if profile.kind == "ann" else estimate_xylo)(counts, placement, profile, dt)
+    else:
+        budget = estimate_mesh(counts, placement, profile, dt, activity)
     if "t_event_9_layers" in profile.latency:  # Speck: its latency is one published pipeline figure
         speck_latency(budget, counts, placement, profile)
     budget.notes[:0] = list(placement.notes)

@@ -77,13 +77,22 @@ def test_hand_count_helper_agrees_with_the_whole_layer(cnn):
     assert conv_synapses(range(16), range(256), 16, 3, 1, 1, 16, 16) == find_layers(cnn)["3"].synapses
 
 
-def test_loihi_mesh_is_square_ish_and_hops_are_manhattan(cnn):
+def test_loihi_tiles_of_four_cores_on_a_mesh_four_high_and_hops_are_manhattan(cnn):
+    """Loihi: 32 tiles of 4 cores on a mesh 4 tiles high, numbered up each column (SANA-FE's layout):
+    core c is in tile c // 4, at row (c // 4) % 4, column (c // 4) // 4."""
     placement = map_to_cores(cnn, load_profile("loihi"))
-    assert placement.grid == mesh_grid(128) == (11, 12)  # 12 columns: core 13 sits at row 1, column 1
-    assert placement.cores[13].position == (1, 1)
-    # Layer '10' (core 13) sends each spike to layer '12' on core 14: one message, one east-west hop.
+    assert placement.grid == mesh_grid(32, 4) == (4, 8) and placement.cores_per_tile == 4
+    assert [c.position for c in placement.cores[::4]] == [(0, 0), (1, 0), (2, 0), (3, 0)]
+    assert placement.cores_used == 15 and placement.tiles_used == 4
+    # Layer '3' ends on core 10 (tile 2); layer '6' is on cores 11 (tile 2) and 12 (tile 3): one message
+    # in the tile, one to the tile north of it (one north-south hop).
+    core = placement.cores[10]
+    assert (core.layer, placement.cores[11].layer, placement.cores[12].layer) == ("3", "6", "6")
+    assert (core.messages_per_spike, core.local_messages_per_spike) == (2.0, 1.0)
+    assert (core.hops_ew_per_spike, core.hops_ns_per_spike, core.route_hops) == (0.0, 1.0, (0, 1))
+    # Layer '10' (core 13) sends each spike to layer '12' on core 14, in its own tile: no hop.
     core = placement.cores[13]
-    assert (core.messages_per_spike, core.hops_ew_per_spike, core.hops_ns_per_spike) == (1.0, 1.0, 0.0)
+    assert (core.messages_per_spike, core.local_messages_per_spike, core.hops_ns_per_spike) == (1.0, 1.0, 0.0)
     assert placement.cores[14].output_axons == 0  # the last layer's spikes leave the chip
 
 
@@ -125,8 +134,9 @@ def test_recurrent_layer_counts_its_own_neurons_as_presynaptic(fixtures_dir):
     assert layer.members == ("fc1", "lif1.lif", "lif1.w_rec") and layer.first
     placement = map_to_cores(program, load_profile("loihi"))
     own = placement.cores_of("lif1.lif")[0]
-    # Each lif1 spike goes to its own core (recurrence) and to lif2's core next door.
-    assert (own.messages_per_spike, own.hops_ew_per_spike, own.output_axons) == (2.0, 1.0, 38 * 2)
+    # Each lif1 spike goes to its own core (recurrence) and to lif2's core next door, in the same tile.
+    assert (own.messages_per_spike, own.local_messages_per_spike, own.hops_ew_per_spike, own.output_axons) == \
+        (2.0, 2.0, 0.0, 38 * 2)
 
 
 def test_speck_memory_rule_by_hand(cnn):

@@ -72,7 +72,7 @@ def test_write_energy_report_files(tmp_path):
     assert entry["dominant"] == "neuron_active" and set(entry["per_layer"]) == {"lif1", "lif2"}
     assert len(entry["energy_per_step"]) == 2 and data["counts"]["fc1"]["synaptic_events"]["total"] == 9
     markdown = (tmp_path / "energy.md").read_text()
-    assert "| loihi | yes | ≥ 1.02 nJ | 330 ns | neuron_active (64% of energy) | 2 |" in markdown
+    assert "| loihi | yes | ≥ 1.01 nJ | 275 ns | neuron_active (64% of energy) | 2 |" in markdown  # one tile: no hop
     assert "## tiny-chip: does not fit" in markdown and "3 > neurons_per_core=2" in markdown
     assert "static: profile 'loihi' has no static power 'p_static'" in markdown
     for name in ("energy_per_layer.png", "spike_raster.png", "energy_per_step.png"):
