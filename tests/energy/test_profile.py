@@ -48,6 +48,9 @@ def test_every_number_has_a_source_and_a_kind(name):
     for key, (source, kind) in profile.limit_sources.items():
         assert source.strip(), key
         assert kind in CONSTANT_KINDS, key
+    # a source names what a reader can open (a paper, a page, a file): never the project's own notes
+    sources = [c.source for _, c in _constants(profile)] + [s for s, _ in profile.limit_sources.values()]
+    assert not [s for s in sources if "BRIEF" in s], name
 
 
 @pytest.mark.parametrize("name", SHIPPED)
