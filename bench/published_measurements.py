@@ -93,6 +93,22 @@ def _jitter(rng, rate: float, fan_in_spikes: float) -> float:
     return 0.3 * rate / np.sqrt(max(fan_in_spikes, 1.0))
 
 
+def _dense_stack(nodes: dict, edges: list, rng, prev: str, n_prev: int, widths, r_h: float, built: tuple,
+                 neuron: str = "lif") -> tuple[str, int]:
+    """Append Affine -> IF layers of the given widths after `prev` (n_prev wide), biases around r_h and a
+    jittered weight spread; `built` = (rates, sizes) to fill. Returns the last layer's name and width."""
+    rates, sizes = built
+    for j, n in enumerate(widths):
+        weight = rng.normal(0, _jitter(rng, r_h, n_prev * r_h), (n, n_prev)).astype(np.float32)
+        nodes[f"fc{j}"] = nir.Affine(weight=weight, bias=rng.uniform(0.5 * r_h, 1.5 * r_h, n).astype(np.float32))
+        nodes[f"{neuron}{j}"] = _if(n)
+        edges += [(prev, f"fc{j}"), (f"fc{j}", f"{neuron}{j}")]
+        prev, n_prev, rates[f"{neuron}{j}"], sizes[f"{neuron}{j}"] = f"{neuron}{j}", n, r_h, n
+    nodes["output"] = nir.Output(output_type={"output": np.array([n_prev])})
+    edges.append((prev, "output"))
+    return prev, n_prev
+
+
 # --- Case 1: keyword spotter on Loihi (Blouw et al. 2019) -------------------------------------------
 
 KWS_IN, KWS_HIDDEN, KWS_STEPS = 390, 256, 10
@@ -164,15 +180,7 @@ def build_pilotnet(rate_scale: float = 1.0, seed: int = 0, inferences: int = 2) 
         prev, prev_rate, rates[f"lif{i}"], sizes[f"lif{i}"] = f"lif{i}", r_h, r_h, c * h * w
     nodes["flat"] = nir.Flatten(input_type={"input": np.array([c, h, w])}, start_dim=0, end_dim=-1)
     edges.append((prev, "flat"))
-    prev, n_prev = "flat", c * h * w
-    for j, n in enumerate(PILOT_DENSE):
-        weight = rng.normal(0, _jitter(rng, r_h, n_prev * r_h), (n, n_prev)).astype(np.float32)
-        nodes[f"fc{j}"] = nir.Affine(weight=weight, bias=rng.uniform(0.5 * r_h, 1.5 * r_h, n).astype(np.float32))
-        nodes[f"lif_fc{j}"] = _if(n)
-        edges += [(prev, f"fc{j}"), (f"fc{j}", f"lif_fc{j}")]
-        prev, n_prev, rates[f"lif_fc{j}"], sizes[f"lif_fc{j}"] = f"lif_fc{j}", n, r_h, n
-    nodes["output"] = nir.Output(output_type={"output": np.array([n_prev])})
-    edges.append((prev, "output"))
+    _dense_stack(nodes, edges, rng, "flat", c * h * w, PILOT_DENSE, r_h, (rates, sizes), neuron="lif_fc")
     warm = _warmup(r_h, PILOT_STEPS)
     steps = warm + PILOT_STEPS * inferences
     frame = rng.uniform(0.5 * r_in, 1.5 * r_in, (1, 1) + PILOT_INPUT).astype(np.float32)  # the "image" as a bias
@@ -199,15 +207,8 @@ def build_xylo(rate_scale: float = 1.0, seed: int = 0, inferences: int = 2) -> B
     rng = np.random.default_rng(seed)
     r_in, r_h = 0.1 * rate_scale, 0.05 * rate_scale
     nodes = {"input": nir.Input(input_type={"input": np.array([XYLO_IN])})}
-    edges, prev, n_prev, rates, sizes = [], "input", XYLO_IN, {"input": r_in}, {"input": XYLO_IN}
-    for j, n in enumerate(XYLO_HIDDEN + (XYLO_OUT,)):
-        weight = rng.normal(0, _jitter(rng, r_h, n_prev * r_h), (n, n_prev)).astype(np.float32)
-        nodes[f"fc{j}"] = nir.Affine(weight=weight, bias=rng.uniform(0.5 * r_h, 1.5 * r_h, n).astype(np.float32))
-        nodes[f"lif{j}"] = _if(n)
-        edges += [(prev, f"fc{j}"), (f"fc{j}", f"lif{j}")]
-        prev, n_prev, rates[f"lif{j}"], sizes[f"lif{j}"] = f"lif{j}", n, r_h, n
-    nodes["output"] = nir.Output(output_type={"output": np.array([n_prev])})
-    edges.append((prev, "output"))
+    edges, rates, sizes = [], {"input": r_in}, {"input": XYLO_IN}
+    _dense_stack(nodes, edges, rng, "input", XYLO_IN, XYLO_HIDDEN + (XYLO_OUT,), r_h, (rates, sizes))
     warm = _warmup(r_h, XYLO_STEPS)
     x = (rng.random((warm + XYLO_STEPS * inferences, 1, XYLO_IN)) < r_in).astype(np.float32)
     return Built(_lower(nodes, edges), x, XYLO_STEPS, warm, rates, sizes)

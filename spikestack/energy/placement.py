@@ -1,8 +1,8 @@
 """`Placement`: which cores hold which layer, what each core holds, and where cores sit on the mesh.
 
 Cores are grouped into tiles of `cores_per_tile` consecutive cores (one core per tile when the profile
-gives no tile size); tiles sit row-major on a mesh of `mesh_grid` rows and columns (the profile's
-`mesh_rows` tiles per column, else square-ish), numbered column by column as SANA-FE numbers Loihi's
+gives no tile size); tiles sit on a mesh of `mesh_grid` rows and columns (the profile's `mesh_rows`
+tiles per column, else square-ish), numbered column by column as SANA-FE numbers Loihi's
 (tile t at column t // rows, row t % rows), whichever chip placed them. A spike's message to a core
 of its own tile makes no hop; to another tile, its hops are the Manhattan distance between the tiles'
 `mesh_position`s: columns apart are east-west hops, rows apart north-south.

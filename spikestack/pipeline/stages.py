@@ -205,10 +205,12 @@ def energy_report(program: Program, run: Run, profiles: Sequence[ChipProfile],
         raise OptionsError("the run has no counts: simulate with count=True before an energy report")
     seconds, source = seconds_per_step(program, dt)
     by_name = {profile.name: profile for profile in profiles}
-    budgets: dict[str, Budget | list[str]] = {
-        chip: estimate(run.counts, placed, by_name[chip], seconds) if isinstance(placed, Placement) else placed
-        for chip, placed in placements.items()}
     spikes = {node: rec["s"] for node, rec in run.recordings.items() if "s" in rec}
+    # recorded spikes per neuron give each core of a layer its own share of the layer's spikes
+    activity = {node: np.asarray(s).sum(axis=(0, 1)).reshape(-1) for node, s in spikes.items()}
+    budgets: dict[str, Budget | list[str]] = {
+        chip: estimate(run.counts, placed, by_name[chip], seconds, activity) if isinstance(placed, Placement)
+        else placed for chip, placed in placements.items()}
     steps, samples = steps_and_batch(run.counts)
     meta = {"dt_seconds": seconds, "dt_source": source, "steps": steps, "samples": samples}
     return write_energy_report(budgets, out_dir, run.counts, spikes=spikes or None, meta=meta)

@@ -105,3 +105,24 @@ def test_energy_report_lists_violations_of_a_chip_that_cannot_hold_it(tmp_path):
 def test_energy_report_needs_counts(tmp_path):
     with pytest.raises(OptionsError, match="count=True"):
         report_on(program(), Run(outputs={}), ["loihi"], tmp_path)
+
+
+def test_energy_report_shares_a_layers_spikes_by_the_recorded_spikes(tmp_path):
+    """The recorded spikes per neuron go to the estimate as `activity`: with lif1 split over two cores
+    (2 neurons a core) and its one spike recorded on neuron 2, the core holding neuron 2 sends it."""
+    import yaml
+
+    data = yaml.safe_load(open(load_profile("loihi").path))
+    data["name"], data["limits"]["neurons_per_core"]["value"] = "small", 2
+    (tmp_path / "small.yaml").write_text(yaml.safe_dump(data))
+    profiles = load_profiles([str(tmp_path / "small.yaml")])
+    prog = program()
+    s = np.zeros((2, 1, 3))
+    s[0, 0, 2] = 1  # lif1's one spike (step 0) is neuron 2's, on the layer's second core
+    run = Run(outputs={}, recordings={"lif1": {"s": s}}, counts=counts())
+    placements = place_on_chips(prog, profiles)
+    report = energy_report(prog, run, profiles, placements, tmp_path / "out")
+    shared = estimate(counts(), placements["small"], profiles[0], 1e-3, activity={"lif1": np.array([0, 0, 1])})
+    uniform = estimate(counts(), placements["small"], profiles[0], 1e-3)
+    assert report["chips"]["small"]["latency_s"] == pytest.approx(shared.latency_s, rel=1e-12)
+    assert shared.latency_s != pytest.approx(uniform.latency_s, rel=1e-6)

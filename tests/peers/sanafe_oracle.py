@@ -122,30 +122,32 @@ def sanafe_profile(arch: Path, out: Path) -> Path:
     out_a, in_a, hop = core["axon_out"][0]["attributes"], core["axon_in"][0]["attributes"], tile["attributes"]
     tiles, per_tile = (int(re.search(r"\[0\.\.(\d+)\]", x["name"]).group(1)) + 1 for x in (tile, core))
 
-    def c(value: float, what: str) -> dict:
-        return {"value": float(value) * 1e12 if what.startswith("e") else float(value) * 1e9,
-                "unit": "pJ" if what.startswith("e") else "ns", "source": SOURCE.format(what), "kind": "measured"}
+    for kind in ("energy", "latency"):  # our model has one cost per axis: the file must agree
+        if hop[f"{kind}_east_hop"] != hop[f"{kind}_west_hop"] or hop[f"{kind}_north_hop"] != hop[f"{kind}_south_hop"]:
+            raise ValueError(f"{arch}: east/west or north/south {kind} of a hop differ")
+    units = {"loihi_dense_synapse": syn["loihi_dense_synapse"], "loihi_conv_synapse": syn["loihi_conv_synapse"],
+             "loihi_lif": lif, "loihi_out": out_a, "loihi_in": in_a, "tile": hop}
 
-    energy = {"e_syn_op": c(syn["loihi_dense_synapse"]["energy_process_spike"], "energy_process_spike of loihi_dense_synapse"),
-              "e_syn_op_conv": c(syn["loihi_conv_synapse"]["energy_process_spike"], "energy_process_spike of loihi_conv_synapse"),
-              "e_neuron_inactive": c(lif["energy_access_neuron"], "energy_access_neuron of loihi_lif"),
-              "e_neuron_active": c(lif["energy_access_neuron"] + lif["energy_update_neuron"],
-                                   "energy_access_neuron + energy_update_neuron of loihi_lif"),
-              "e_spike_out": c(lif["energy_spike_out"], "energy_spike_out of loihi_lif"),
-              "e_message": c(out_a["energy_message_out"] + in_a["energy_message_in"],
-                             "energy_message_out of loihi_out + energy_message_in of loihi_in"),
-              "e_hop_ew": c(hop["energy_east_hop"], "energy_east_hop"), "e_hop_ns": c(hop["energy_north_hop"], "energy_north_hop")}
-    latency = {"t_syn_op": c(syn["loihi_dense_synapse"]["latency_process_spike"], "latency_process_spike of loihi_dense_synapse"),
-               "t_syn_op_conv": c(syn["loihi_conv_synapse"]["latency_process_spike"], "latency_process_spike of loihi_conv_synapse"),
-               "t_neuron_inactive": c(lif["latency_access_neuron"], "latency_access_neuron of loihi_lif"),
-               "t_neuron_active": c(lif["latency_access_neuron"] + lif["latency_update_neuron"],
-                                    "latency_access_neuron + latency_update_neuron of loihi_lif"),
-               "t_spike_out": c(lif["latency_spike_out"], "latency_spike_out of loihi_lif"),
-               "t_message_out": c(out_a["latency_message_out"], "latency_message_out of loihi_out"),
-               "t_message_in": c(in_a["latency_message_in"], "latency_message_in of loihi_in"),
-               "t_hop_ew": c(hop["latency_east_hop"], "latency_east_hop"), "t_hop_ns": c(hop["latency_north_hop"], "latency_north_hop")}
+    def c(kind: str, parts: list[tuple[str, str]]) -> dict:
+        """Our constant as the sum of SANA-FE attributes `<kind>_<name>` of the named units."""
+        value = sum(units[unit][f"{kind}_{name}"] for unit, name in parts)
+        what = " + ".join(f"{kind}_{name} of {unit}" for unit, name in parts)
+        return {"value": round(float(value) * (1e12 if kind == "energy" else 1e9), 9),
+                "unit": "pJ" if kind == "energy" else "ns",
+                "source": SOURCE.format(what), "kind": "measured"}
+
+    both = {"syn_op": [("loihi_dense_synapse", "process_spike")], "syn_op_conv": [("loihi_conv_synapse", "process_spike")],
+            "neuron_inactive": [("loihi_lif", "access_neuron")],
+            "neuron_active": [("loihi_lif", "access_neuron"), ("loihi_lif", "update_neuron")],
+            "spike_out": [("loihi_lif", "spike_out")], "hop_ew": [("tile", "east_hop")], "hop_ns": [("tile", "north_hop")]}
+    energy = {f"e_{k}": c("energy", v) for k, v in both.items()}
+    energy["e_message"] = c("energy", [("loihi_out", "message_out"), ("loihi_in", "message_in")])  # a message: sent + received
+    latency = {f"t_{k}": c("latency", v) for k, v in both.items()}
+    latency |= {"t_message_out": c("latency", [("loihi_out", "message_out")]),
+                "t_message_in": c("latency", [("loihi_in", "message_in")])}
     for n, seconds in a["attributes"]["latency_sync"].items():
-        latency[f"t_barrier_tiles_{n}"] = c(seconds, f"latency_sync, {n} tiles")
+        latency[f"t_barrier_tiles_{n}"] = {"value": float(seconds) * 1e9, "unit": "ns", "kind": "measured",
+                                           "source": SOURCE.format(f"latency_sync, {n} tiles")}
     limit = {"cores": tiles * per_tile, "cores_per_tile": per_tile, "mesh_rows": a["attributes"]["height"],
              "neurons_per_core": core["attributes"]["max_neurons_supported"], "inputs_on_cores": True}
     profile = {"name": "loihi-sanafe", "kind": "snn", "estimated": False,
