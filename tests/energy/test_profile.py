@@ -232,3 +232,15 @@ def test_pyproject_ships_the_profiles():
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8")
     assert '"spikestack.energy" = ["profiles/*.yaml"]' in pyproject
     assert sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")) == sorted(SHIPPED)
+
+
+def test_loihi2_limits_from_loihi2_sources_and_costs_stated_as_derived():
+    """No per-operation cost of Loihi 2 is public: each is Loihi 1's, said to be derived and `assumed`;
+    its chip-level limits come from Intel's published figures (issue 21)."""
+    loihi2 = load_profile("loihi2")
+    for _, c in _constants(loihi2):
+        assert c.kind == "assumed" and c.source.startswith("derived from Loihi 1 (Davies et al. 2018 Table 2)")
+    for name in ("cores", "neurons_per_chip", "synapses_per_chip"):
+        source, kind = loihi2.limit_sources[name]
+        assert kind == "published" and "wikichip" in source.lower(), (name, source)
+    assert "derived from Loihi 1" in loihi2.description
