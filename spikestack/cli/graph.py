@@ -145,6 +145,8 @@ def _energy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=["float", "loihi"], default="float")
     p.add_argument("--dt-seconds", type=POSITIVE, help="seconds per step (default: dt, when in seconds)")
     p.add_argument("--out", default="out/energy")
+    p.add_argument("--format", choices=["spikestack", "neurobench"], default="spikestack",
+                   help="neurobench: also write the run's NeuroBench 2.3.0 metrics to --out/neurobench.json")
 
 
 def _energy(args: argparse.Namespace) -> int:
@@ -152,9 +154,11 @@ def _energy(args: argparse.Namespace) -> int:
     from spikestack.pipeline import energy, load_input
 
     report = energy(args.graph, load_input(args.input), args.chip, args.out, mode=args.mode,
-                    dt_seconds=args.dt_seconds, input_path=args.input, **lowering_options(args))
+                    dt_seconds=args.dt_seconds, input_path=args.input, stats_format=args.format,
+                    **lowering_options(args))
     print(format_energy_markdown(report).split("\n## ")[0])
-    print(f"wrote {args.out}/energy.json, energy.md and plots")
+    extra = ", neurobench.json" if args.format == "neurobench" else ""
+    print(f"wrote {args.out}/energy.json, energy.md{extra} and plots")
     return 0
 
 

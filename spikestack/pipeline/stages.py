@@ -32,6 +32,7 @@ from spikestack.report.neurobench import neurobench_metrics
 
 BACKENDS = ("sim", "lava")
 STATS_FORMATS = ("spikestack", "neurobench")  # --stats: our counts per node and step, or NeuroBench's metrics
+NEUROBENCH_FILE = "neurobench.json"  # what `energy --format neurobench` adds to its report directory
 # One name per arithmetic on both backends: "float", and "loihi" for Loihi's fixed point. "fixed" (the
 # Lava backend's former name for it) is accepted as an alias of "loihi" on the CLI and in this API.
 MODE_NAMES = {"sim": {"float": "float", "loihi": "loihi", "fixed": "loihi"},
@@ -218,16 +219,22 @@ def energy_report(program: Program, run: Run, profiles: Sequence[ChipProfile],
 
 def energy(path: GraphSource, x: np.ndarray, chips: list[str], out_dir: str | os.PathLike,
            preset: str | None = None, mode: str = "float", dt_seconds: float | None = None,
-           input_path: str | os.PathLike | None = None, **options) -> dict:
+           input_path: str | os.PathLike | None = None, stats_format: str = "spikestack", **options) -> dict:
     """Simulate with counting, then write per-chip energy/latency reports (JSON, Markdown, plots).
-    `input_path`: the file `x` was read from, which no report file may overwrite."""
+    `input_path`: the file `x` was read from, which no report file may overwrite. `stats_format`
+    "neurobench": also write the run's NeuroBench metrics (`run_statistics`) as neurobench.json."""
     check_positive(dt_seconds, "dt_seconds")  # energy_report checks it too, but only after the simulation
-    check_outputs({"--out": out_dir}, {"GRAPH": graph_path(path), "--input": input_path}, {"--out": ENERGY_FILES})
+    _known_format(stats_format)
+    files = ENERGY_FILES + ((NEUROBENCH_FILE,) if stats_format == "neurobench" else ())
+    check_outputs({"--out": out_dir}, {"GRAPH": graph_path(path), "--input": input_path}, {"--out": files})
     profiles = load_profiles(chips)  # a bad profile fails now, not after the simulation
     program = load_program(path, preset, **options)
     placements = place_on_chips(program, profiles)
     run = run_program(program, x, "sim", mode, record=tuple(op.name for op in program.neuron_ops))
-    return energy_report(program, run, profiles, placements, out_dir, dt=dt_seconds)
+    report = energy_report(program, run, profiles, placements, out_dir, dt=dt_seconds)
+    if stats_format == "neurobench":
+        write_text(Path(out_dir) / NEUROBENCH_FILE, json.dumps(run_statistics(run, program, stats_format), indent=1))
+    return report
 
 
 def chips() -> list[dict]:

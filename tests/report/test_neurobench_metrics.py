@@ -150,3 +150,9 @@ def test_cli_format_neurobench_needs_stats(tmp_path, capsys):
     assert main(argv + ["--stats", str(tmp_path / "s.json")]) == 0
     written = json.loads((tmp_path / "s.json").read_text())
     assert written["ConnectionSparsity"] == round(1 / 6, 4) and written["SynapticOperations"]["Dense"] == 12.0
+    # `energy --format neurobench` adds the same metrics, of the run it prices, beside energy.json
+    energy = ["energy", str(tmp_path / "g.nir"), "--input", str(tmp_path / "x.npy"), "--dt", "1", "--chip", "loihi",
+              "--out", str(tmp_path / "e"), "--format", "neurobench"]
+    assert main(energy) == 0
+    assert json.loads((tmp_path / "e" / "neurobench.json").read_text()) == written
+    assert (tmp_path / "e" / "energy.json").is_file()
