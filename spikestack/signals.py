@@ -9,6 +9,11 @@ raise `Terminated` (a KeyboardInterrupt) like Ctrl-C does. Inside `deferred()` (
 stopping it) a signal waits until the block ends, so neither is cut in half, and once one signal
 has been raised the next ones are ignored: a second Ctrl-C cannot abandon the cleanup of the first.
 
+A signal that lands while numba compiles a kernel (llvmlite calls back into Python from C, through
+ctypes) is not raised there: ctypes would swallow the exception and leave numba's half-built library
+behind ("no compiled object yet"). The handler sends the signal again a moment later, until it lands
+outside the compiler.
+
 Only default handlers are replaced (a SIGHUP that nohup ignores stays ignored; a handler of the
 caller's stays in charge), and only in the main thread: Python runs handlers there alone, and
 signal.signal fails in any other (Dask runs tasks in threads; there nothing changes). Blocks nest:
@@ -18,6 +23,7 @@ gives the outer), so `stop.deferred()` defers the signal that the outer handlers
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -26,12 +32,23 @@ from typing import Iterator
 from spikestack.errors import Terminated
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+REDELIVER_S = 0.05  # a signal that landed inside the kernel compiler is sent again after this long
+_COMPILER = (f"{os.sep}numba{os.sep}", f"{os.sep}llvmlite{os.sep}")
 _active: list[StopSignals] = []  # the outermost block whose handlers are installed (main thread only)
 
 
 def stop_exception(signum: int) -> KeyboardInterrupt:
     """What signal `signum` raises: Ctrl-C's own KeyboardInterrupt, or `Terminated(signum)`."""
     return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def in_compiler(frame) -> bool:
+    """Whether the interrupted Python stack runs numba's or llvmlite's code (a kernel being compiled)."""
+    while frame is not None:
+        if any(part in frame.f_code.co_filename for part in _COMPILER):
+            return True
+        frame = frame.f_back
+    return False
 
 
 class StopSignals:
@@ -69,6 +86,11 @@ class StopSignals:
     def _handle(self, signum: int, frame) -> None:
         if self.raised:
             return  # the first one's cleanup is under way
+        if in_compiler(frame):  # raising here would be swallowed by a ctypes callback: try again soon
+            redeliver = threading.Timer(REDELIVER_S, signal.pthread_kill, (threading.main_thread().ident, signum))
+            redeliver.daemon = True
+            redeliver.start()
+            return
         if self.deferring:
             self.pending = self.pending or signum
             return
