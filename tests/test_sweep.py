@@ -65,6 +65,13 @@ def test_command_spells_the_presets_of_ir():
     assert SPELT_OUT == tuple(PRESETS)
 
 
+def test_command_spells_the_stats_formats_of_the_pipeline():
+    from spikestack.cli.arguments import STATS_FORMATS as SPELT_OUT  # kept light for the CLI: must not drift
+    from spikestack.pipeline.stages import STATS_FORMATS
+
+    assert SPELT_OUT == STATS_FORMATS
+
+
 def test_pareto_front():
     points = [(1.0, 0.5), (2.0, 0.4), (2.0, 0.7), (3.0, 0.7), (4.0, 0.9), (0.5, 0.2)]
     assert pareto_front(points) == [(0.5, 0.2), (1.0, 0.5), (2.0, 0.7), (4.0, 0.9)]

@@ -19,6 +19,7 @@ from typing import Callable, NoReturn
 from spikestack.checks import number_problem
 
 PRESETS = ("norse", "norse@1.0", "snntorch", "sinabs", "rockpool", "netx", "spikestack")
+STATS_FORMATS = ("spikestack", "neurobench")  # pipeline.stages.STATS_FORMATS, spelt out so --help stays fast
 _PROG = "_spikestack_prog"  # namespace attribute: the prog of the deepest parser that ran
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from spikestack.cli.arguments import (COUNT, NATURAL, POSITIVE, Command, add_lowering_arguments, add_progress_argument,
-                                      lowering_options, wants_progress)
+from spikestack.cli.arguments import (COUNT, NATURAL, POSITIVE, STATS_FORMATS, Command, add_lowering_arguments,
+                                      add_progress_argument, lowering_options, wants_progress)
 
 
 def _info_args(p: argparse.ArgumentParser) -> None:
@@ -40,7 +40,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record", nargs="*", default=[], metavar="NODE", help="nodes whose state to record")
     p.add_argument("--out", required=True, help="outputs and recordings (.npz)")
     p.add_argument("--stats", help="operation counts per node and step (.json)")
-    p.add_argument("--format", choices=["spikestack", "neurobench"], default="spikestack",
+    p.add_argument("--format", choices=STATS_FORMATS, default=STATS_FORMATS[0],
                    help="--stats as our counts (default) or NeuroBench 2.3.0's metrics (docs/energy.md)")
     add_progress_argument(p)
 
@@ -145,7 +145,7 @@ def _energy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=["float", "loihi"], default="float")
     p.add_argument("--dt-seconds", type=POSITIVE, help="seconds per step (default: dt, when in seconds)")
     p.add_argument("--out", default="out/energy")
-    p.add_argument("--format", choices=["spikestack", "neurobench"], default="spikestack",
+    p.add_argument("--format", choices=STATS_FORMATS, default=STATS_FORMATS[0],
                    help="neurobench: also write the run's NeuroBench 2.3.0 metrics to --out/neurobench.json")
 
 

@@ -41,6 +41,11 @@ class Layer:
         return int(sum(m.nnz for m in self.inputs.values()))
 
 
+def network_inputs(layers: dict[str, Layer]) -> dict[str, int]:
+    """The sources of the layers that are not layers themselves (the network's Inputs), with their sizes."""
+    return {s: m.shape[1] for layer in layers.values() for s, m in layer.inputs.items() if s not in layers}
+
+
 def presynaptic_neurons(matrix: sparse.csr_matrix, lo: int, hi: int) -> np.ndarray:
     """Distinct source neurons that neurons lo..hi-1 read through `matrix` (one of `Layer.inputs`):
     the input axons of a core holding those neurons, or the neurons whose spikes reach that core."""

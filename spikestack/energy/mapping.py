@@ -43,12 +43,12 @@ def _place(program: Program, profile: ChipProfile, weight_bits: int | None) -> t
         cores, grid, notes = place_speck(profile, layers, program, bits, problems)
     elif any(k in profile.limits for k in XYLO_POOLS):
         cores, grid, notes = place_xylo(profile, layers, bits, problems)
-    else:
-        if profile.limits.get("inputs_on_cores"):  # placed first, on cores of their own
-            layers = {**input_layers(layers), **layers}
+    elif profile.limits.get("inputs_on_cores"):  # the inputs placed first, on cores of their own
+        layers = {**input_layers(layers), **layers}
         cores, grid, notes = place_mesh(profile, layers, bits, problems)
-        if profile.limits.get("inputs_on_cores"):
-            notes.append("inputs are spike sources on cores of their own (the profile's inputs_on_cores)")
+        notes.append("inputs are spike sources on cores of their own (the profile's inputs_on_cores)")
+    else:
+        cores, grid, notes = place_mesh(profile, layers, bits, problems)
     checked = any(k in profile.limits for k in PER_CORE + XYLO_POOLS + ("kernel_memory_entries_per_core",))
     per_tile = int(profile.limits.get("cores_per_tile", 1))
     return Placement(profile.name, layers, cores, grid, bits or None, tuple(notes), checked, per_tile), problems

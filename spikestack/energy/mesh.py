@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from spikestack.energy.allocation import chunk_loads, chunk_starts, fewest_cores
-from spikestack.energy.layers import Layer, presynaptic_neurons
+from spikestack.energy.layers import Layer, network_inputs, presynaptic_neurons
 from spikestack.energy.placement import CoreLoad, mesh_grid, mesh_position
 from spikestack.energy.profile import ChipProfile
 from spikestack.errors import ChipError
@@ -27,8 +27,7 @@ PER_CORE = ("neurons_per_core", "synapse_memory_bits_per_core", "input_axons_per
 
 def input_layers(layers: dict[str, Layer]) -> dict[str, Layer]:
     """The network's inputs as layers of spike sources with no synapses of their own, to place on cores."""
-    sizes = {s: m.shape[1] for layer in layers.values() for s, m in layer.inputs.items() if s not in layers}
-    return {s: Layer(s, "input", n, (s,), (), {}, False, False) for s, n in sizes.items()}
+    return {s: Layer(s, "input", n, (s,), (), {}, False, False) for s, n in network_inputs(layers).items()}
 
 
 def _route_spikes(layers: dict[str, Layer], cores: list[dict], grid: tuple[int, int], per_tile: int) -> None:

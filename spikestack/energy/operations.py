@@ -49,14 +49,14 @@ OPTIONAL = ("synaptic_conv", "spike_out", "message", "message_in")  # absent: pr
 RECEIVING = ("synaptic", "synaptic_conv", "message_in")  # a core's receive timeline; the rest is its send one
 
 
-def _layer_operations(counts: Counts, layer: Layer, shape: tuple[int, int]) -> dict[str, np.ndarray]:
-    """The layer's chip operations per step and sample: synaptic events (of its dense and of its conv
-    weight ops), neuron updates, spikes out."""
+def _layer_operations(counts: Counts, layer: Layer, shape: tuple[int, int], conv_apart: bool) -> dict[str, np.ndarray]:
+    """The layer's chip operations per step and sample: synaptic events (those of its conv weight ops
+    apart when `conv_apart`), neuron updates, spikes out."""
     updates = series(counts, [layer.name], "neuron_updates", shape)
     active = series(counts, [layer.name], "active_neuron_updates", shape)
-    dense = [w for w in layer.weights if w not in layer.conv_weights]
-    return {"synaptic": series(counts, dense, "synaptic_events", shape),
-            "synaptic_conv": series(counts, layer.conv_weights, "synaptic_events", shape),
+    conv = layer.conv_weights if conv_apart else ()
+    return {"synaptic": series(counts, [w for w in layer.weights if w not in conv], "synaptic_events", shape),
+            "synaptic_conv": series(counts, conv, "synaptic_events", shape),
             "neuron_active": active, "neuron_inactive": updates - active,
             "spikes": series(counts, [layer.name], "spikes_out", shape)}
 
@@ -75,12 +75,14 @@ def _core_work(ops: dict[str, np.ndarray], spikes_of: dict[str, np.ndarray], cor
             "hop_ew": spikes * core.hops_ew_per_spike, "hop_ns": spikes * core.hops_ns_per_spike}
 
 
-def _prices(profile: ChipProfile, section: int) -> dict[str, float | None]:
-    """Each term's constant (section 0: energy, 1: latency). Convolutions' synaptic events fall back to
-    the plain synaptic constant when the profile has no conv-specific one."""
+def _prices(profile: ChipProfile, section: int, conv_apart: bool) -> dict[str, float | None]:
+    """Each term's constant (section 0: energy, 1: latency); "synaptic_conv" only when convolutions are
+    priced apart, falling back to the plain synaptic constant for a section that has no conv one."""
     name = "energy" if section == 0 else "latency"
     prices = {t: constant(profile, name, c[section]) if c[section] else None for t, c in TERMS.items()}
-    if prices["synaptic_conv"] is None:
+    if not conv_apart:
+        del prices["synaptic_conv"]
+    elif prices["synaptic_conv"] is None:
         prices["synaptic_conv"] = prices["synaptic"]
     return prices
 
@@ -103,11 +105,12 @@ def estimate_mesh(counts: Counts, placement: Placement, profile: ChipProfile, dt
     neuron of some layers (flat, summed over the run), to share their spikes among their cores."""
     shape = steps_and_batch(counts)
     budget = Budget(profile.name, "mesh", None, None, cores_used=placement.cores_used)
-    e_const, t_const = _prices(profile, 0), _prices(profile, 1)
+    conv_apart = "e_syn_op_conv" in profile.energy or "t_syn_op_conv" in profile.latency
+    e_const, t_const = _prices(profile, 0, conv_apart), _prices(profile, 1, conv_apart)
     optional = set(OPTIONAL) | ({"spike"} if e_const["message"] is not None else set())
-    energy = {t: np.zeros(shape) for t in TERMS if TERMS[t][0]}
+    energy = {t: np.zeros(shape) for t in e_const if TERMS[t][0]}
     core_work, missing = [], set()
-    ops_of = {name: _layer_operations(counts, layer, shape) for name, layer in placement.layers.items()}
+    ops_of = {name: _layer_operations(counts, layer, shape, conv_apart) for name, layer in placement.layers.items()}
     spikes_of = {name: ops["spikes"] for name, ops in ops_of.items()}
     for name, layer in placement.layers.items():
         cores = placement.cores_of(name)
@@ -124,8 +127,7 @@ def estimate_mesh(counts: Counts, placement: Placement, profile: ChipProfile, dt
                     continue
                 joules = work[term] * e_const[term]
                 energy[term] += joules
-                key = "synaptic" if term == "synaptic_conv" and TERMS[term][0] not in profile.energy else term
-                budget.per_layer[name][key] = budget.per_layer[name].get(key, 0.0) + per_inference(joules)
+                budget.per_layer[name][term] = budget.per_layer[name].get(term, 0.0) + per_inference(joules)
     if any(c is not None for c in e_const.values()):
         budget.unknown += [f"{t}: profile '{profile.name}' has no '{TERMS[t][0]}'" for t in TERMS if t in missing]
     budget.energy_complete = not missing
@@ -138,10 +140,7 @@ def estimate_mesh(counts: Counts, placement: Placement, profile: ChipProfile, dt
 
 
 def _sum_energy(budget: Budget, energy: dict[str, np.ndarray], e_const: dict, profile: ChipProfile) -> None:
-    """Totals, per step and per sample, of the terms whose constant the profile has; convolutions'
-    events stay under "synaptic" unless the profile prices them apart."""
-    if "e_syn_op_conv" not in profile.energy:
-        energy["synaptic"] = energy["synaptic"] + energy.pop("synaptic_conv")
+    """Totals, per step and per sample, of the terms whose constant the profile has."""
     known = {t: a for t, a in energy.items() if e_const[t] is not None}
     if not known:
         budget.per_layer = {}
@@ -192,8 +191,6 @@ def _sum_latency(budget: Budget, core_work: list, t_const: dict, optional: set, 
     for term in known:  # along the slowest core's longer timeline, so that the terms add up to its time
         bound = (receive >= send) if term in RECEIVING else (send > receive)
         budget.latency_terms[term] = per_inference(np.take_along_axis(per_core[term] * bound, slowest, 0)[0])
-    if "t_syn_op_conv" not in profile.latency:  # convolutions' events were timed as any synaptic event
-        budget.latency_terms["synaptic"] += budget.latency_terms.pop("synaptic_conv", 0.0)
     step = stacked.max(axis=0)
     transit = _transit(core_work, profile, step.shape)
     if transit is None:

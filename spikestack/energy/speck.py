@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikestack.energy.budget import Budget, constant, steps_and_batch
+from spikestack.energy.budget import Budget, steps_and_batch
 from spikestack.energy.layers import Layer
 from spikestack.energy.placement import CoreLoad, Placement, mesh_grid, mesh_position
 from spikestack.energy.profile import ChipProfile
@@ -97,19 +97,17 @@ SPECK_LAYERS = 9  # the figure's network: every one of Speck's cores in the pipe
 
 
 def speck_latency(budget: Budget, counts: Counts, placement: Placement, profile: ChipProfile) -> None:
-    """Set the budget's latency to the event pipeline latency, `t_event_9_layers`, when the profile
-    gives it; per step it is charged to the last step (the one whose events end the inference)."""
-    seconds = constant(profile, "latency", "t_event_9_layers")
-    if seconds is None:
-        return
-    steps = steps_and_batch(counts)[0]
+    """Set the budget's latency to the event pipeline latency, the profile's `t_event_9_layers`; per step
+    it is charged to the last step (the one whose events end the inference)."""
+    seconds = profile.constant("latency", "t_event_9_layers").si
+    steps, samples = steps_and_batch(counts)
     used = len(placement.cores)
     budget.unknown = [u for u in budget.unknown if not u.startswith("latency:")]
     budget.latency_s, budget.latency_complete = seconds, True
     budget.latency_terms = {"event_pipeline": seconds}
     budget.latency_per_step = np.zeros(steps)
     budget.latency_per_step[-1] = seconds
-    budget.latency_per_sample = np.full(steps_and_batch(counts)[1], seconds)
+    budget.latency_per_sample = np.full(samples, seconds)
     budget.notes.append(f"latency: Speck's published {seconds * 1e6:g} us for one event through {SPECK_LAYERS} "
                         f"layers, the time from the last input event to the output; this network uses {used} of "
                         f"the {SPECK_LAYERS} cores and is taken to take no longer (an upper bound)")

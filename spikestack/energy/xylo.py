@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from spikestack.energy.budget import Budget, constant, per_inference, series, steps_and_batch
-from spikestack.energy.layers import Layer
+from spikestack.energy.layers import Layer, network_inputs
 from spikestack.energy.placement import CoreLoad, Placement
 from spikestack.energy.profile import ChipProfile
 from spikestack.ir.run import Counts
@@ -26,7 +26,7 @@ XYLO_POOLS = ("input_channels", "hidden_neurons", "output_neurons")  # the limit
 def place_xylo(profile: ChipProfile, layers: dict[str, Layer], bits: int, problems: list[str]):
     """(cores, grid, notes): every layer on Xylo's one core, in the pool its place in the network sets.
     Each pool that overflows is added to `problems`, naming the layers in it."""
-    inputs = {s: m.shape[1] for l in layers.values() for s, m in l.inputs.items() if s not in layers}
+    inputs = network_inputs(layers)
     pools = {"input_channels": (sum(inputs.values()), list(inputs)),
              "hidden_neurons": (sum(l.neurons for l in layers.values() if not l.feeds_output),
                                 [n for n, l in layers.items() if not l.feeds_output]),
@@ -53,7 +53,7 @@ def xylo_cycles(counts: Counts, placement: Placement, cyc: dict[str, float],
     layers = placement.layers
     hidden = {n: l for n, l in layers.items() if not l.feeds_output}
     n_out = sum(l.neurons for l in layers.values() if l.feeds_output)
-    inputs = {s: m.shape[1] for l in layers.values() for s, m in l.inputs.items() if s not in layers}
+    inputs = network_inputs(layers)
     in_spk = series(counts, inputs, "spikes_out", shape)
     ones, c = np.ones(shape), (lambda name: cyc.get(name, 0.0))
     cycles = {}
