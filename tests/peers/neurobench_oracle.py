@@ -35,13 +35,11 @@ def theirs(directory: Path, kind: str) -> dict:
 
 def ours(directory: Path, kind: str) -> dict:
     """Our metrics of the kind's file and input: lowered with the preset alone, simulated with counts."""
-    from spikestack.ir import lower_graph, resolve_options
-    from spikestack.ir.validate import load_graph
+    from spikestack.pipeline import load_program
     from spikestack.report.neurobench import neurobench_metrics
     from spikestack.simulators import simulate
 
-    graph = load_graph(directory / f"{kind}.nir", preset=PRESET)
-    program = lower_graph(graph, resolve_options(graph.metadata, preset=PRESET))
+    program = load_program(directory / f"{kind}.nir", PRESET)
     run = simulate(program, np.load(directory / f"{kind}.npz")["input"], count=True)
     return neurobench_metrics(program, run.counts)
 

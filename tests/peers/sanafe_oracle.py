@@ -192,17 +192,22 @@ def run_sanafe(net: Network, placement: Placement, workdir: Path) -> dict:
     return json.loads(path.with_suffix(".json").read_text())
 
 
-def replay_counts(net: Network, program: Program, sanafe: dict) -> Counts:
-    """Our Counts of SANA-FE's activity: its spikes as our neuron ops' outputs, the weight ops' currents
-    computed from them, and every op counted by our own OpCounter (spikestack.ir.counts). Synaptic
-    reads happen in the step of the spike, as SANA-FE charges them."""
-    steps = len(net.x)
+def rasters(net: Network, sanafe: dict) -> dict[str, np.ndarray]:
+    """SANA-FE's spikes of each layer (inputs included) as (T, neurons) 0/1 arrays."""
     spikes = {}
     for name, events in sanafe["spike_events"].items():
-        raster = np.zeros((steps, int(np.prod(program.op(name).out_shape))))
+        raster = np.zeros((len(net.x), int(np.prod(net.program.op(name).out_shape))))
         for step, neuron in events:
             raster[step - 1, neuron] = 1.0  # SANA-FE counts steps from 1
         spikes[name] = raster
+    return spikes
+
+
+def replay_counts(net: Network, spikes: dict[str, np.ndarray]) -> Counts:
+    """Our Counts of SANA-FE's activity (`rasters`): its spikes as our neuron ops' outputs, the weight
+    ops' currents computed from them, and every op counted by our own OpCounter (spikestack.ir.counts).
+    Synaptic reads happen in the step of the spike, as SANA-FE charges them."""
+    program, steps = net.program, len(net.x)
     outputs, kinds = {}, {}
     for (layer, src), op_name in net.weight_ops.items():
         outputs[op_name] = spikes[src] @ net.weights[layer][src].T
@@ -224,15 +229,6 @@ def replay_counts(net: Network, program: Program, sanafe: dict) -> Counts:
     return Counts(per_node)
 
 
-def spikes_per_neuron(net: Network, sanafe: dict) -> dict[str, np.ndarray]:
-    """Each layer's spikes per neuron over SANA-FE's run (what `estimate(activity=...)` takes), inputs included."""
-    out = {}
-    for name, events in sanafe["spike_events"].items():
-        size = net.x.shape[1] if name == "input" else len(next(iter(net.weights[name].values())))
-        out[name] = np.bincount([neuron for _, neuron in events], minlength=size).astype(float)
-    return out
-
-
 COMPONENTS = {"synapse": ("synaptic", "synaptic_conv"), "soma": ("neuron_active", "neuron_inactive", "spike_out"),
               "network": ("spike", "message", "hop_ew", "hop_ns")}
 ENERGY_TOLERANCE, LATENCY_TOLERANCE = 0.05, 0.20  # issue 21: per network, against SANA-FE detailed timing
@@ -250,8 +246,9 @@ def compare(net: Network, profile, loihi, workdir: Path) -> dict:
     (Davies et al. 2018) on the same counts, and our simulator's own synaptic events for scale."""
     placement = map_to_cores(net.program, profile)
     sanafe = run_sanafe(net, placement, workdir)
-    counts = replay_counts(net, net.program, sanafe)
-    activity = spikes_per_neuron(net, sanafe)
+    spikes = rasters(net, sanafe)
+    counts = replay_counts(net, spikes)
+    activity = {name: raster.sum(axis=0) for name, raster in spikes.items()}  # spikes per neuron
     ours = components(estimate(counts, placement, profile, activity=activity))
     theirs = {k: sanafe["totals"]["energy"][k] for k in COMPONENTS} | {
         "total": sanafe["totals"]["energy"]["total"], "latency": sanafe["totals"]["sim_time"]}
@@ -268,4 +265,4 @@ def compare(net: Network, profile, loihi, workdir: Path) -> dict:
 
 
 __all__ = ["COMPONENTS", "ENERGY_TOLERANCE", "LATENCY_TOLERANCE", "Network", "compare", "components", "networks",
-           "replay_counts", "run_sanafe", "sanafe_arch", "sanafe_profile", "spikes_per_neuron"]
+           "rasters", "replay_counts", "run_sanafe", "sanafe_arch", "sanafe_profile"]
